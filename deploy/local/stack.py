@@ -1,0 +1,193 @@
+"""`make up` / `make down` for a single machine: Postgres, Redis, the API, a Celery worker and Flower as local
+processes, their state under one directory (default `.stack/`). Tests use the same code with `--ephemeral`.
+
+    python -m deploy.local.stack up [--state-dir DIR] [--api-port N] [--json]
+    python -m deploy.local.stack down [--state-dir DIR] [--purge]
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from deploy.local import postgres
+
+DB_NAME = "assistants"
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _spawn(name: str, args: list[str], state: Path, env: dict[str, str]) -> int:
+    log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115  (handed to the child)
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, start_new_session=True, cwd=Path(__file__).resolve().parents[2])
+    return proc.pid
+
+
+def _wait_http(url: str, what: str, pid: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise SystemExit(f"{what} exited during start-up; see its log")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} not healthy after {timeout}s ({url})")
+
+
+def _wait_worker(env: dict[str, str], pid: int, timeout: float = 60) -> None:
+    os.environ.update(env)
+    from worker.celery_app import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise SystemExit("worker exited during start-up; see its log")
+        if app.control.ping(timeout=1.0):
+            return
+    raise SystemExit(f"worker did not answer a ping within {timeout}s")
+
+
+def _dev_key(state: Path, env: dict[str, str]) -> str:
+    key_file = state / "dev_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    out = subprocess.run([sys.executable, "-m", "api.admin", "create-key", "--project", "default",
+                          "--name", "dev"], env=env, check=True, capture_output=True, text=True)
+    key = out.stdout.strip().splitlines()[-1]
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    return key
+
+
+def up(args: argparse.Namespace) -> dict[str, object]:
+    state: Path = args.state_dir.resolve()
+    info_file = state / "stack.json"
+    if info_file.exists():
+        info = json.loads(info_file.read_text())
+        if all(_alive(p) for p in info["pids"].values()):
+            return dict(info)
+        down_dir(state, purge=False)
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    ports = {
+        "postgres": args.pg_port or free_port(),
+        "redis": args.redis_port or free_port(),
+        "api": args.api_port or free_port(),
+        "flower": args.flower_port or free_port(),
+    }
+    if not shutil.which("redis-server"):
+        raise SystemExit("redis-server is not installed (make installs it: apt-get install redis-server)")
+    postgres.start(state / "pg", ports["postgres"], state / "logs" / "postgres.log", fast_unsafe=args.ephemeral)
+    postgres.ensure_database(ports["postgres"], DB_NAME)
+    pids: dict[str, int] = {}
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{ports['postgres']}/{DB_NAME}",
+        REDIS_URL=f"redis://127.0.0.1:{ports['redis']}/0",
+        BLOB_DIR=str(state / "blobs"),
+        PYTHONUNBUFFERED="1",
+    )
+    (state / "redis").mkdir(exist_ok=True)
+    pids["redis"] = _spawn("redis", ["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
+                                     "--dir", str(state / "redis"), "--save", "",
+                                     "--appendonly", "no" if args.ephemeral else "yes"], state, env)
+    pids["api"] = _spawn("api", [str(VENV_BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
+                                 "--port", str(ports["api"]), "--no-access-log"], state, env)
+    pids["worker"] = _spawn("worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E",
+                                       "-Q", "runs", "-c", "1", "-n", f"runs@{socket.gethostname()}",
+                                       "--loglevel", "INFO"], state, env)
+    if not args.no_flower:
+        pids["flower"] = _spawn("flower", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "flower",
+                                           "--address=127.0.0.1", f"--port={ports['flower']}"], state, env)
+    info = {"pids": pids, "ports": ports, "state_dir": str(state),
+            "base_url": f"http://127.0.0.1:{ports['api']}/v1",
+            "flower_url": None if args.no_flower else f"http://127.0.0.1:{ports['flower']}",
+            "env": {k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "BLOB_DIR")}}
+    info_file.write_text(json.dumps(info, indent=2))
+    try:
+        _wait_http(f"http://127.0.0.1:{ports['api']}/readyz", "api", pids["api"])
+        _wait_worker(env, pids["worker"])
+        info["api_key"] = _dev_key(state, env)
+    except BaseException:
+        down_dir(state, purge=False)
+        raise
+    info_file.write_text(json.dumps(info, indent=2))
+    return info
+
+
+def down_dir(state: Path, purge: bool) -> None:
+    info_file = state / "stack.json"
+    if info_file.exists():
+        pids = json.loads(info_file.read_text())["pids"]
+        for pid in pids.values():
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in pids.values():
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+        info_file.unlink()
+    postgres.stop(state / "pg")
+    if purge:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.stack")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_up = sub.add_parser("up", help="start the stack in the background and wait until it is healthy")
+    p_up.add_argument("--state-dir", type=Path, default=Path(".stack"))
+    p_up.add_argument("--api-port", type=int, default=0)
+    p_up.add_argument("--pg-port", type=int, default=0)
+    p_up.add_argument("--redis-port", type=int, default=0)
+    p_up.add_argument("--flower-port", type=int, default=0)
+    p_up.add_argument("--no-flower", action="store_true")
+    p_up.add_argument("--ephemeral", action="store_true", help="test mode: no durability (fsync off)")
+    p_up.add_argument("--json", action="store_true")
+    p_down = sub.add_parser("down", help="stop the stack, keeping its data")
+    p_down.add_argument("--state-dir", type=Path, default=Path(".stack"))
+    p_down.add_argument("--purge", action="store_true", help="also delete the data")
+    args = parser.parse_args()
+    if args.cmd == "down":
+        down_dir(args.state_dir.resolve(), purge=args.purge)
+        return
+    info = up(args)
+    if args.json:
+        print(json.dumps(info))
+        return
+    print(f"Assistants API: {info['base_url']}")
+    print(f"API key:        {info['api_key']}")
+    if info.get("flower_url"):
+        print(f"Flower:         {info['flower_url']}")
+    print(f"Logs:           {info['state_dir']}/logs/   (stop with: make down)")
+
+
+if __name__ == "__main__":
+    main()

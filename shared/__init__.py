@@ -1,0 +1,1 @@
+"""Code shared by the API and the workers: settings, ids, the database schema and the blob store."""

@@ -1,0 +1,32 @@
+"""One settings object for every process, read from the environment (12-factor)."""
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5433/assistants"
+    redis_url: str = "redis://127.0.0.1:6380/0"
+
+    # Blob store for file bytes: "local" (a directory, e.g. a shared volume) or "s3".
+    blob_store: str = "local"
+    blob_dir: str = ".stack/blobs"
+    s3_bucket: str = ""
+    s3_endpoint_url: str | None = None
+    s3_prefix: str = "files/"
+
+    # OpenAI's limit for one uploaded file.
+    max_file_bytes: int = 512 * 1024 * 1024
+
+    # Apply Alembic migrations when the API starts (guarded by an advisory lock, so replicas can race).
+    migrate_on_start: bool = True
+    # Seconds an API key lookup is cached in-process; revocation takes effect within this window.
+    auth_cache_seconds: float = 30.0
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

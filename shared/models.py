@@ -1,0 +1,164 @@
+"""The database schema: one storage model that both API shapes (v1 and v2) render.
+
+Every object row carries `project_id` (tenancy) and `seq`, a database-assigned identity that orders
+lists: cursor pagination on `seq` stays correct when many rows share a `created_at` second.
+"""
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Identity, Index, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def _seq() -> Any:
+    return Field(default=None, sa_column=Column(BigInteger, Identity(), nullable=False, unique=True))
+
+
+def _project_fk() -> Any:
+    return Field(
+        sa_column=Column(String, ForeignKey("project.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+
+
+def _json(nullable: bool = True, default: Any = None) -> Any:
+    factory = (lambda: list(default)) if isinstance(default, list) else (lambda: default)
+    return Field(default_factory=factory, sa_column=Column(JSONB, nullable=nullable))
+
+
+def _metadata() -> Any:
+    # "metadata" is reserved on SQLAlchemy models, so the attribute is `meta` and the column "metadata".
+    return Field(default=None, sa_column=Column("metadata", JSONB, nullable=True))
+
+
+class Project(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    created_at: int
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+    id: str = Field(primary_key=True)
+    project_id: str = _project_fk()
+    name: str
+    # sha256 of the secret; the secret itself is shown once, at creation, and never stored.
+    key_hash: str = Field(sa_column=Column(String, nullable=False, unique=True))
+    hint: str  # "sk-…abcd", to recognise a key in listings
+    created_at: int
+    revoked_at: int | None = None
+
+
+class File(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    created_at: int
+    filename: str
+    purpose: str = Field(index=True)
+    bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    status: str = "processed"
+    blob_key: str
+
+
+class Assistant(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    created_at: int
+    model: str
+    name: str | None = None
+    description: str | None = None
+    instructions: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Tools in v2 form; v1's `retrieval` is stored as `file_search` and rendered back per shape.
+    tools: list[dict[str, Any]] = _json(nullable=False, default=[])
+    meta: dict[str, str] | None = _metadata()
+    temperature: float | None = None
+    top_p: float | None = None
+    response_format: Any = _json()
+    # v2 tool_resources.file_search.vector_store_ids.
+    vector_store_ids: list[str] = _json(nullable=False, default=[])
+    # The vector store that mirrors the assistant's own files for v1 `retrieval` (see api/services/assistants).
+    auto_vector_store_id: str | None = None
+
+
+class AssistantFile(SQLModel, table=True):
+    """The assistant's own files: v1 `file_ids` / assistant files, v2 tool_resources.code_interpreter.file_ids."""
+
+    __tablename__ = "assistant_file"
+    __table_args__ = (UniqueConstraint("assistant_id", "file_id"),)
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    assistant_id: str = Field(
+        sa_column=Column(String, ForeignKey("assistant.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    file_id: str = Field(
+        sa_column=Column(String, ForeignKey("file.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: int
+
+
+class Thread(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    created_at: int
+    meta: dict[str, str] | None = _metadata()
+    code_interpreter_file_ids: list[str] = _json(nullable=False, default=[])
+    vector_store_ids: list[str] = _json(nullable=False, default=[])
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (Index("ix_message_thread_seq", "thread_id", "seq"),)
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    thread_id: str = Field(
+        sa_column=Column(String, ForeignKey("thread.id", ondelete="CASCADE"), nullable=False)
+    )
+    created_at: int
+    role: str
+    # Content parts in wire form: [{"type": "text", "text": {"value", "annotations"}}, {"type": "image_file"…}].
+    content: list[dict[str, Any]] = _json(nullable=False, default=[])
+    # v2 attachments [{"file_id", "tools": [{"type"}]}]; v1 `file_ids` are their file ids.
+    attachments: list[dict[str, Any]] = _json(nullable=False, default=[])
+    assistant_id: str | None = None
+    run_id: str | None = None
+    status: str = "completed"
+    incomplete_details: Any = _json()
+    completed_at: int | None = None
+    incomplete_at: int | None = None
+    meta: dict[str, str] | None = _metadata()
+
+
+class VectorStore(SQLModel, table=True):
+    """A searchable set of files. Its API and ingestion arrive with the retrieval issue; the table exists now
+    because v1 `retrieval` files must appear in v2 under tool_resources.file_search."""
+
+    __tablename__ = "vector_store"
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    created_at: int
+    name: str | None = None
+    meta: dict[str, str] | None = _metadata()
+    status: str = "completed"
+    usage_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    last_active_at: int | None = None
+    expires_after: Any = _json()
+    expires_at: int | None = None
+
+
+class VectorStoreFile(SQLModel, table=True):
+    __tablename__ = "vector_store_file"
+    __table_args__ = (UniqueConstraint("vector_store_id", "file_id"),)
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    vector_store_id: str = Field(
+        sa_column=Column(String, ForeignKey("vector_store.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    file_id: str = Field(
+        sa_column=Column(String, ForeignKey("file.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: int
+    status: str = "in_progress"
+    last_error: Any = _json()
+    usage_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))

@@ -1,0 +1,59 @@
+"""Start and stop a private stack (Postgres, Redis, API, worker) for a test session.
+
+Standard library only, so the v1 test environment (openai 1.20.0, no project install) can use it too: the
+stack runs under the project's own interpreter, `STACK_PYTHON` (default: this one).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK_PYTHON = os.environ.get("STACK_PYTHON", sys.executable)
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    base_url: str
+    api_key: str
+    env: dict[str, str]
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+    def admin(self, *args: str) -> str:
+        """Run the operator CLI (`python -m api.admin …`) against this stack; returns its stdout."""
+        out = subprocess.run([STACK_PYTHON, "-m", "api.admin", *args], cwd=ROOT, env={**os.environ, **self.env},
+                             capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"api.admin {args} failed:\n{out.stderr}")
+        return out.stdout
+
+    def new_key(self, project: str) -> str:
+        return self.admin("create-key", "--project", project, "--name", "test").strip().splitlines()[-1]
+
+    def log(self, name: str) -> str:
+        path = self.state_dir / "logs" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def start(state_dir: Path) -> Stack:
+    cmd = [STACK_PYTHON, "-m", "deploy.local.stack", "up", "--state-dir", str(state_dir), "--ephemeral",
+           "--no-flower", "--json"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        logs = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                       for p in sorted((state_dir / "logs").glob("*.log")))
+        raise RuntimeError(f"stack did not start:\n{out.stdout}\n{out.stderr}{logs}")
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    return Stack(state_dir=state_dir, base_url=info["base_url"], api_key=info["api_key"], env=info["env"])
+
+
+def stop(stack: Stack) -> None:
+    subprocess.run([STACK_PYTHON, "-m", "deploy.local.stack", "down", "--state-dir", str(stack.state_dir)],
+                   cwd=ROOT, timeout=120, check=False)

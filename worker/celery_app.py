@@ -1,0 +1,26 @@
+"""The Celery application shared by every worker and by the API (which only enqueues)."""
+
+from celery import Celery
+from kombu.entity import Queue as KombuQueue
+
+from shared.config import get_settings
+from worker.queues import Queue
+
+settings = get_settings()
+
+app = Celery("assistants", broker=settings.redis_url, backend=None)
+app.conf.update(
+    task_queues=[KombuQueue(q.value) for q in Queue],  # type: ignore[no-untyped-call]
+    task_default_queue=Queue.RUNS.value,
+    # Tasks are idempotent steps: ack only once done, and redeliver if the worker dies mid-task.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    # Redis redelivers unacked tasks after this; it must exceed the longest step (model call or sandbox run).
+    broker_transport_options={"visibility_timeout": 3600},
+    broker_connection_retry_on_startup=True,
+    task_serializer="json",
+    accept_content=["json"],
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+)
