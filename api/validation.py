@@ -1,6 +1,7 @@
 """Turns pydantic/FastAPI validation errors into OpenAI's 400s: `param` names the offending field in
 OpenAI's notation (`tools[0].function.name`) and the message says what was expected."""
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,9 +21,14 @@ _TYPE_NAMES = {
 }
 
 
+# Labels pydantic puts in `loc` for a member of a union ("constrained-str", "list[ContentPart]", "int"):
+# they name a type, not a field, so they are not part of OpenAI's `param`.
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|[a-z]+-[a-z-]+(\[.*\])?|\w+\[.*\])$")
+
+
 def _param(loc: Sequence[Any]) -> str | None:
     """('body', 'tools', 0, 'type') -> 'tools[0].type'"""
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    parts = [p for p in loc[1:] if not (isinstance(p, str) and _UNION_MEMBER.match(p))]
     out = ""
     for p in parts:
         if isinstance(p, int):

@@ -49,10 +49,20 @@ def _make_reachable(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
+def _identity(user: str | None) -> dict[str, object]:
+    """subprocess kwargs to drop to `user` entirely: uid, gid and no supplementary groups (root's group
+    would otherwise keep matching group-permission bits on root-owned parents)."""
+    if user is None:
+        return {}
+    pw = pwd.getpwnam(user)
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+
 def _run_as(user: str | None, args: list[str], log: Path | None = None) -> None:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     try:
-        subprocess.run(args, check=True, user=user, stdout=out, stderr=subprocess.STDOUT, timeout=120)
+        subprocess.run(args, check=True, stdout=out, stderr=subprocess.STDOUT, timeout=120,
+                       **_identity(user))  # type: ignore[call-overload]
     finally:
         if log:
             out.close()  # type: ignore[union-attr]
@@ -88,7 +98,8 @@ def stop(data_dir: Path) -> None:
         return
     user = _ensure_user()
     subprocess.run([str(bin_dir() / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
-                   user=user, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=60)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=60,
+                   **_identity(user))  # type: ignore[call-overload]
 
 
 def ensure_database(port: int, name: str) -> None:
