@@ -45,6 +45,12 @@ def _json_type(value: Any) -> str:
             list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
 
 
+def _number_kind(value: Any, ctx: dict[str, Any]) -> str:
+    """OpenAI says "integer" or "decimal" in range error codes; query values arrive as strings."""
+    bound = next((ctx[k] for k in ("ge", "gt", "le", "lt") if k in ctx), None)
+    return "integer" if isinstance(bound, int) and not isinstance(value, float) else "decimal"
+
+
 def request_validation_error(errors: Sequence[Any], content_type: str | None = None) -> APIError:
     """The first error, phrased as OpenAI phrases it."""
     err = errors[0]
@@ -88,13 +94,11 @@ def request_validation_error(errors: Sequence[Any], content_type: str | None = N
     if etype in ("less_than_equal", "less_than"):
         return APIError(400, f"Invalid '{param}': above maximum value. Expected a value <= "
                         f"{ctx.get('le', ctx.get('lt'))}, but got {value} instead.",
-                        param=param, code="integer_above_max_value" if isinstance(value, int) else
-                        "decimal_above_max_value")
+                        param=param, code=f"{_number_kind(value, ctx)}_above_max_value")
     if etype in ("greater_than_equal", "greater_than"):
         return APIError(400, f"Invalid '{param}': below minimum value. Expected a value >= "
                         f"{ctx.get('ge', ctx.get('gt'))}, but got {value} instead.",
-                        param=param, code="integer_below_min_value" if isinstance(value, int) else
-                        "decimal_below_min_value")
+                        param=param, code=f"{_number_kind(value, ctx)}_below_min_value")
     if etype in ("literal_error", "enum"):
         return APIError(400, f"Invalid value: '{value}'. Supported values are: {ctx.get('expected')}.",
                         param=param, code="invalid_value")

@@ -10,8 +10,9 @@ def test_create_retrieve_update_delete(client: openai.OpenAI) -> None:
     tools = [
         {"type": "code_interpreter"},
         {"type": "file_search", "file_search": {"max_num_results": 5}},
-        {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+        {"type": "function", "function": {
+            "name": "get_weather", "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
     ]
     a = client.beta.assistants.create(model="gpt-4-1106-preview", name="Math Tutor", description="d",
                                       instructions="You are a personal math tutor.", tools=tools,
