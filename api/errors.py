@@ -4,9 +4,11 @@ the ones FastAPI and Starlette would otherwise answer in their own shapes (422 b
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("api.errors")
@@ -57,6 +59,15 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             return error_response(APIError(405, f"Invalid method for URL ({request.method} {request.url.path})"))
         return error_response(APIError(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Values Postgres cannot store (NUL characters in text, out-of-range numbers) are the client's to fix.
+        if isinstance(exc.orig, psycopg.DataError):
+            detail = "strings may not contain NUL (\\u0000) characters" if "NUL" in str(exc.orig) else \
+                "a value is out of range or malformed"
+            return error_response(APIError(400, f"Invalid request: {detail}.", code="invalid_value"))
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

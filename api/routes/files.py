@@ -29,6 +29,9 @@ async def create_file(request: Request, session: SessionDep, project_id: Project
     up = await receive_upload(request, store, blob_key, settings.max_file_bytes)
     try:
         purpose = up.fields.get("purpose")
+        for name in up.fields.keys() - {"purpose"}:
+            raise APIError(400, f"Unrecognized request argument supplied: {name}", param=name,
+                           code="unknown_parameter")
         if up.filename is None or up.writer is None:
             raise APIError(400, "Missing required parameter: 'file'.", param="file",
                            code="missing_required_parameter")

@@ -43,9 +43,14 @@ class FunctionDef(Request):
     strict: bool | None = None
 
 
+class RankingOptions(Request):
+    score_threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)]
+    ranker: Literal["auto", "default_2024_08_21"] | None = None
+
+
 class FileSearchOptions(Request):
     max_num_results: Annotated[StrictInt, Field(ge=1, le=50)] | None = None
-    ranking_options: dict[str, Any] | None = None
+    ranking_options: RankingOptions | None = None
 
 
 class ToolParam(Request):
@@ -62,11 +67,31 @@ class ToolParam(Request):
         return self
 
 
+class JsonSchemaFormat(Request):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")]
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
 class ResponseFormatObject(Request):
     type: Literal["text", "json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_iff_json_schema(self) -> "ResponseFormatObject":
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("Missing required parameter: 'response_format.json_schema'.")
+        if self.type != "json_schema" and self.json_schema is not None:
+            raise ValueError("'response_format.json_schema' is only allowed with type 'json_schema'.")
+        return self
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, by_alias=True)
 
 
+# "none" was listed by the first v2 spec (and SDKs 1.21 to 1.3x) and dropped later; it asks for no particular
+# format, which is what "auto" means, so it is stored and shown as "auto".
 ResponseFormat = Literal["auto", "none"] | ResponseFormatObject | None
 FileIdList = Annotated[list[str], Field(max_length=20)]
 

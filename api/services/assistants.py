@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import Version
 from api.errors import APIError, not_found
 from api.schemas.assistants import AssistantCreate, AssistantUpdate
+from api.schemas.common import ResponseFormatObject
 from api.services import files as file_svc
 from api.services import vector_stores as vs_svc
 from api.shapes import V1_ONLY, V2_ONLY, canonical_tools, check_fields, has_tool, render_tools
@@ -80,7 +81,7 @@ async def _apply(session: AsyncSession, a: Assistant, fields: dict[str, Any], bo
         a.meta = fields["metadata"]
     if "response_format" in fields:
         rf = fields["response_format"]
-        a.response_format = rf.model_dump(exclude_none=True) if hasattr(rf, "model_dump") else rf
+        a.response_format = rf.wire() if isinstance(rf, ResponseFormatObject) else (None if rf == "none" else rf)
     if "tools" in fields:
         a.tools = canonical_tools(body.tools or [], version)
     session.add(a)

@@ -8,8 +8,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.errors import APIError, file_not_found
 from shared.models import File
 
-# Purposes a client may upload with (the latest spec's list; `assistants_output` is ours to create).
-UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+# Purposes a client may upload with: the latest spec's list less `evals`, which the File object cannot
+# carry; `assistants_output` is ours to create.
+UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data")
 # Purposes whose files an assistant, thread or message may reference.
 ASSISTANT_PURPOSES = ("assistants", "assistants_output", "vision", "user_data")
 
@@ -39,5 +40,6 @@ async def require_usable(session: AsyncSession, *, project_id: str, file_ids: It
 
 
 def render(f: File) -> dict[str, object]:
+    # `status`/`status_details` are deprecated; status_details is left out when there is nothing to say.
     return {"id": f.id, "object": "file", "bytes": f.bytes, "created_at": f.created_at, "filename": f.filename,
-            "purpose": f.purpose, "status": f.status, "status_details": None}
+            "purpose": f.purpose, "status": f.status}
