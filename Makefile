@@ -24,8 +24,15 @@ system-deps:
 	@command -v redis-server >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+# Ports can be changed: make up API_PORT=9000 (likewise PG_PORT, REDIS_PORT, FLOWER_PORT).
+API_PORT ?= 8000
+PG_PORT ?= 5433
+REDIS_PORT ?= 6380
+FLOWER_PORT ?= 5555
+
 up: system-deps $(VENV)/.installed
-	@$(BIN)/python -m deploy.local.stack up
+	@$(BIN)/python -m deploy.local.stack up --api-port $(API_PORT) --pg-port $(PG_PORT) \
+	  --redis-port $(REDIS_PORT) --flower-port $(FLOWER_PORT)
 
 down:
 	@$(BIN)/python -m deploy.local.stack down

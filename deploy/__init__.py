@@ -1,0 +1,1 @@
+"""How the system is run: `deploy/local` for `make up` on one machine."""

@@ -44,7 +44,7 @@ class Stack:
 
 def start(state_dir: Path) -> Stack:
     cmd = [STACK_PYTHON, "-m", "deploy.local.stack", "up", "--state-dir", str(state_dir), "--ephemeral",
-           "--no-flower", "--json"]
+           "--no-flower", "--json", "--api-port", "0", "--pg-port", "0", "--redis-port", "0"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         logs = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
