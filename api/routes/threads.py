@@ -87,6 +87,16 @@ async def modify_message(thread_id: str, message_id: str, body: MessageUpdate, s
     return svc.render_message(m, version)
 
 
+@router.delete("/threads/{thread_id}/messages/{message_id}")
+async def delete_message(thread_id: str, message_id: str, session: SessionDep, project_id: ProjectDep,
+                         version: VersionDep) -> dict[str, Any]:
+    t = await svc.get(session, project_id=project_id, thread_id=thread_id)
+    m = await svc.get_message(session, thread=t, message_id=message_id)
+    await session.delete(m)
+    await session.commit()
+    return {"id": message_id, "object": "thread.message.deleted", "deleted": True}
+
+
 @router.get("/threads/{thread_id}/messages/{message_id}/files")
 async def list_message_files(thread_id: str, message_id: str, page: PageDep, session: SessionDep,
                              project_id: ProjectDep, version: VersionDep) -> dict[str, Any]:

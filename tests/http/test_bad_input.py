@@ -98,8 +98,10 @@ def test_upload_errors(http: httpx.Client) -> None:
         "invalid_content_type", "missing_required_parameter")
     err = envelope(http.post("/files", files={"file": ("a.txt", b"x")}), 400)
     assert (err["param"], err["code"]) == ("purpose", "missing_required_parameter")
+    err = envelope(http.post("/files", files={"purpose": (None, "assistants")}), 400)  # multipart, no file
+    assert (err["param"], err["code"]) == ("file", "missing_required_parameter")
     err = envelope(http.post("/files", data={"purpose": "assistants"}, files={"other": ("a.txt", b"x")}), 400)
-    assert err["param"] == "file"
+    assert (err["param"], err["code"]) == ("other", "unknown_parameter")
     err = envelope(http.post("/files", content=b"--xyz\r\nbroken", headers={
         "Content-Type": "multipart/form-data; boundary=xyz"}), 400)
     assert err["type"] == "invalid_request_error"

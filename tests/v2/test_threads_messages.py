@@ -76,6 +76,12 @@ def test_messages(client: openai.OpenAI, text_file: str) -> None:
     assert [x.id for x in client.beta.threads.messages.list(t.id)] == ids[::-1]  # auto-pagination
     assert [x.id for x in client.beta.threads.messages.list(t.id, order="asc", after=ids[20])] == ids[21:]
 
+    gone = client.beta.threads.messages.delete(ids[5], thread_id=t.id)
+    assert (gone.id, gone.object, gone.deleted) == (ids[5], "thread.message.deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.retrieve(ids[5], thread_id=t.id)
+    assert ids[5] not in [x.id for x in client.beta.threads.messages.list(t.id)]
+
 
 def test_message_validation(client: openai.OpenAI) -> None:
     t = client.beta.threads.create()
@@ -109,7 +115,8 @@ def test_other_projects_threads_are_invisible(client: openai.OpenAI, other_clien
                  lambda: other_client.beta.threads.messages.list(t.id),
                  lambda: other_client.beta.threads.messages.create(t.id, role="user", content="x"),
                  lambda: other_client.beta.threads.messages.retrieve(m.id, thread_id=t.id),
-                 lambda: other_client.beta.threads.messages.update(m.id, thread_id=t.id, metadata={})):
+                 lambda: other_client.beta.threads.messages.update(m.id, thread_id=t.id, metadata={}),
+                 lambda: other_client.beta.threads.messages.delete(m.id, thread_id=t.id)):
         with pytest.raises(openai.NotFoundError):
             call()
     assert [x.id for x in client.beta.threads.messages.list(t.id).data] == [m.id]
