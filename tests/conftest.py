@@ -1,9 +1,12 @@
-"""Session fixtures shared by every suite: one real stack per test session."""
+"""Session fixtures shared by every suite: one real stack per test session, and SDK clients pointed at it as a
+user would point them (only base_url changes). The v2 suites run with the current `openai`, the v1 suite with
+openai==1.20.0 in its own environment: the same fixtures serve both."""
 
 import uuid
 from collections.abc import Iterator
 
 import httpx
+import openai
 import pytest
 
 from tests import stack as stack_mod
@@ -20,6 +23,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_mod.Stack]
 def other_key(stack: stack_mod.Stack) -> str:
     """A key of a second project, for tenancy tests."""
     return stack.new_key(f"other-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="session")
+def client(stack: stack_mod.Stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=stack.base_url, api_key=stack.api_key)
+
+
+@pytest.fixture(scope="session")
+def other_client(stack: stack_mod.Stack, other_key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=stack.base_url, api_key=other_key)
 
 
 @pytest.fixture
