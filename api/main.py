@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api import errors
-from api.routes import assistants, files, threads
+from api.routes import assistants, files, runs, threads
 from shared.config import get_settings
 from shared.db import async_engine
 
@@ -31,7 +31,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Self-hosted Assistants API", lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)
     v1 = APIRouter(prefix="/v1")
-    for module in (assistants, threads, files):
+    # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
+    for module in (assistants, runs, threads, files):
         v1.include_router(module.router)
     app.include_router(v1)
 

@@ -1,5 +1,7 @@
 """What separates the v1 and v2 API shapes on the way in. (Rendering per shape lives with each resource.)"""
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 
 from api.deps import Version
@@ -18,7 +20,7 @@ def check_fields(body: BaseModel, version: Version, *, v1_only: set[str], v2_onl
                        code="unknown_parameter")
 
 
-def canonical_tools(tools: list[BaseModel], version: Version, param: str = "tools") -> list[dict[str, object]]:
+def canonical_tools(tools: Sequence[BaseModel], version: Version, param: str = "tools") -> list[dict[str, object]]:
     """Tools in storage form (v2's): v1's `retrieval` becomes `file_search`; each shape accepts only its names."""
     out: list[dict[str, object]] = []
     for i, tool in enumerate(tools):

@@ -26,6 +26,20 @@ class Settings(BaseSettings):
     # Seconds an API key lookup is cached in-process; revocation takes effect within this window.
     auth_cache_seconds: float = 30.0
 
+    # The model: any OpenAI-compatible Chat Completions endpoint.
+    llm_base_url: str = "http://127.0.0.1:11434/v1"
+    llm_api_key: str = "none"
+    # Assistant model names -> upstream model names, e.g. {"gpt-4-1106-preview": "llama3.1"} (JSON in the env).
+    llm_model_map: dict[str, str] = {}
+    # Used for names the map does not know; empty: pass the assistant's model name through unchanged.
+    llm_default_model: str = ""
+    # Context window (tokens) per upstream model; prompts are fitted into it. JSON in the env.
+    llm_context_windows: dict[str, int] = {}
+    llm_default_context_window: int = 8192
+    llm_timeout_seconds: float = 120.0
+    # Transient upstream errors (429, 5xx, timeouts, dropped connections) are retried this often, backing off.
+    llm_max_retries: int = 3
+
 
 @lru_cache
 def get_settings() -> Settings:

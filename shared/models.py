@@ -22,7 +22,7 @@ def _project_fk() -> Any:
 
 
 def _json(nullable: bool = True, default: Any = None) -> Any:
-    factory = (lambda: list(default)) if isinstance(default, list) else (lambda: default)
+    factory = (lambda: type(default)(default)) if isinstance(default, list | dict) else (lambda: default)
     return Field(default_factory=factory, sa_column=Column(JSONB, nullable=nullable))
 
 
@@ -162,3 +162,71 @@ class VectorStoreFile(SQLModel, table=True):
     status: str = "in_progress"
     last_error: Any = _json()
     usage_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+# Statuses in which a run holds its thread's lock (see the partial unique index in migration 0002).
+ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+
+
+class Run(SQLModel, table=True):
+    __table_args__ = (Index("ix_run_thread_seq", "thread_id", "seq"),)
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    thread_id: str = Field(
+        sa_column=Column(String, ForeignKey("thread.id", ondelete="CASCADE"), nullable=False)
+    )
+    assistant_id: str
+    created_at: int
+    status: str = Field(default="queued", index=True)
+    # Compare-and-set counter: every state change increments it; a task carries the value it expects, so a
+    # redelivered or overtaken task is a no-op.
+    step_seq: int = 0
+    # Last time a worker showed life on this run; the beat re-enqueues runs whose worker went quiet.
+    heartbeat_at: float | None = None
+    model: str
+    instructions: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    additional_instructions: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    tools: list[dict[str, Any]] = _json(nullable=False, default=[])
+    file_ids: list[str] = _json(nullable=False, default=[])  # v1: the assistant's files at creation
+    meta: dict[str, str] | None = _metadata()
+    temperature: float | None = None
+    top_p: float | None = None
+    response_format: Any = _json()
+    tool_choice: Any = _json()
+    parallel_tool_calls: bool = True
+    max_prompt_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    truncation_strategy: Any = _json()
+    required_action: Any = _json()
+    last_error: Any = _json()
+    incomplete_details: Any = _json()
+    usage: Any = _json()
+    started_at: int | None = None
+    expires_at: int | None = None
+    cancelled_at: int | None = None
+    failed_at: int | None = None
+    completed_at: int | None = None
+
+
+class RunStep(SQLModel, table=True):
+    __tablename__ = "run_step"
+    # One step per (run, engine step): a redone step cannot be recorded twice.
+    __table_args__ = (UniqueConstraint("run_id", "engine_seq", "kind"), Index("ix_run_step_run_seq", "run_id", "seq"))
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    run_id: str = Field(sa_column=Column(String, ForeignKey("run.id", ondelete="CASCADE"), nullable=False))
+    thread_id: str
+    assistant_id: str
+    engine_seq: int  # the run's step_seq when this step was taken
+    kind: str  # message_creation | tool_calls
+    created_at: int
+    status: str = "in_progress"
+    step_details: dict[str, Any] = _json(nullable=False, default={})
+    last_error: Any = _json()
+    usage: Any = _json()
+    expired_at: int | None = None
+    cancelled_at: int | None = None
+    failed_at: int | None = None
+    completed_at: int | None = None

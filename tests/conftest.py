@@ -10,11 +10,20 @@ import openai
 import pytest
 
 from tests import stack as stack_mod
+from tests.model_server import ScriptedModel
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_mod.Stack]:
-    s = stack_mod.start(tmp_path_factory.mktemp("stack"))
+def model() -> Iterator[ScriptedModel]:
+    """The scripted model the stack's workers call (the only stand-in in these tests)."""
+    m = ScriptedModel().start()
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[stack_mod.Stack]:
+    s = stack_mod.start(tmp_path_factory.mktemp("stack"), {"LLM_BASE_URL": model.base_url, "LLM_API_KEY": "test"})
     yield s
     stack_mod.stop(s)
 

@@ -42,10 +42,11 @@ class Stack:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def start(state_dir: Path) -> Stack:
+def start(state_dir: Path, extra_env: dict[str, str] | None = None) -> Stack:
     cmd = [STACK_PYTHON, "-m", "deploy.local.stack", "up", "--state-dir", str(state_dir), "--ephemeral",
            "--no-flower", "--json", "--api-port", "0", "--pg-port", "0", "--redis-port", "0"]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, **(extra_env or {})})
     if out.returncode != 0:
         logs = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                        for p in sorted((state_dir / "logs").glob("*.log")))

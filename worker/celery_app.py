@@ -8,7 +8,7 @@ from worker.queues import Queue
 
 settings = get_settings()
 
-app = Celery("assistants", broker=settings.redis_url, backend=None)
+app = Celery("assistants", broker=settings.redis_url, backend=None, include=["worker.tasks"])
 app.conf.update(
     task_queues=[KombuQueue(q.value) for q in Queue],  # type: ignore[no-untyped-call]
     task_default_queue=Queue.RUNS.value,
@@ -23,4 +23,7 @@ app.conf.update(
     accept_content=["json"],
     worker_send_task_events=True,
     task_send_sent_event=True,
+    beat_schedule={
+        "sweep-runs": {"task": "assistants.runs.sweep", "schedule": 15.0},
+    },
 )

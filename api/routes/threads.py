@@ -10,6 +10,7 @@ from api.errors import not_found
 from api.pagination import PageDep, fetch_page, list_body, page_list
 from api.routes.assistants import v1_only
 from api.schemas.threads import MessageCreate, MessageUpdate, ThreadCreate, ThreadUpdate
+from api.services import runs as run_svc
 from api.services import threads as svc
 from shared.models import Message
 
@@ -52,6 +53,7 @@ async def delete_thread(thread_id: str, session: SessionDep, project_id: Project
 async def create_message(thread_id: str, body: MessageCreate, session: SessionDep, project_id: ProjectDep,
                          version: VersionDep) -> dict[str, Any]:
     t = await svc.get(session, project_id=project_id, thread_id=thread_id)
+    await run_svc.refuse_if_active(session, t)
     m = await svc.add_message(session, thread=t, body=body, version=version)
     await session.commit()
     return svc.render_message(m, version)

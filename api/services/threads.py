@@ -11,11 +11,10 @@ from api.schemas.threads import MessageCreate, ThreadCreate, ThreadUpdate
 from api.services import files as file_svc
 from api.services import vector_stores as vs_svc
 from api.shapes import V1_ONLY, V2_ONLY, check_fields
+from shared import wire
 from shared.ids import new_id, now
 from shared.models import Message, Thread
 
-# v1 message files were readable by both tools; as v2 attachments they say so explicitly.
-_V1_FILE_TOOLS = [{"type": "code_interpreter"}, {"type": "file_search"}]
 MAX_THREAD_MESSAGES = 32
 
 
@@ -90,7 +89,7 @@ async def add_message(session: AsyncSession, *, thread: Thread, body: MessageCre
     check_fields(body, version, v1_only=V1_ONLY, v2_only=V2_ONLY)
     prefix = f"{param}." if param else ""
     if body.file_ids:
-        attachments: list[dict[str, Any]] = [{"file_id": f, "tools": list(_V1_FILE_TOOLS)}
+        attachments: list[dict[str, Any]] = [{"file_id": f, "tools": list(wire.V1_FILE_TOOLS)}
                                              for f in dict.fromkeys(body.file_ids)]
         where = f"{prefix}file_ids"
     else:
@@ -123,18 +122,7 @@ def render(t: Thread, version: Version) -> dict[str, Any]:
 
 
 def render_message(m: Message, version: Version) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": m.id, "object": "thread.message", "created_at": m.created_at, "thread_id": m.thread_id,
-        "status": m.status, "incomplete_details": m.incomplete_details, "completed_at": m.completed_at,
-        "incomplete_at": m.incomplete_at, "role": m.role, "content": m.content, "assistant_id": m.assistant_id,
-        "run_id": m.run_id,
-    }
-    if version == "v1":
-        out["file_ids"] = [a["file_id"] for a in m.attachments]
-    else:
-        out["attachments"] = m.attachments
-    out["metadata"] = m.meta or {}
-    return out
+    return wire.message(m, version)
 
 
 def render_message_file(m: Message, file_id: str) -> dict[str, Any]:

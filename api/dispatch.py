@@ -1,0 +1,42 @@
+"""Handing runs to workers and telling streaming clients what happened — always after the database commit,
+so a worker never sees a run that is not there yet, and an event never announces a change that rolled back."""
+
+from typing import Any
+
+from celery import Celery
+
+from shared import events
+from shared.models import Run
+from worker.queues import Queue
+
+ADVANCE_TASK = "assistants.runs.advance"
+
+_celery: Celery | None = None
+
+
+def _app() -> Celery:
+    global _celery
+    if _celery is None:
+        from worker.celery_app import app
+
+        _celery = app
+    return _celery
+
+
+def enqueue_advance(run: Run) -> None:
+    """Ask a worker to take the run's next step; the task carries step_seq, its compare-and-set token."""
+    _app().send_task(ADVANCE_TASK, args=[run.id, run.step_seq], queue=Queue.RUNS.value)
+
+
+_redis = None
+
+
+def redis_client() -> Any:
+    global _redis
+    if _redis is None:
+        _redis = events.async_client()
+    return _redis
+
+
+async def publish(run_id: str, items: list[tuple[str, Any]]) -> str:
+    return await events.apublish(redis_client(), run_id, items)

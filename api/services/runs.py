@@ -1,0 +1,176 @@
+"""Runs on the API side: create (taking the thread's lock), cancel, accept tool outputs. The API records each
+change, commits, publishes the events it caused, and only then hands the run to a worker; it never calls a
+model. Every change goes through the state machine and bumps `step_seq`, which invalidates work in flight."""
+
+import time
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.deps import Version
+from api.errors import APIError, not_found
+from api.schemas.common import ResponseFormatObject
+from api.schemas.runs import NamedToolChoice, RunCreate, SubmitToolOutputs, ThreadAndRunCreate
+from api.services import assistants as assistant_svc
+from api.services import threads as thread_svc
+from api.shapes import canonical_tools
+from shared.ids import new_id, now
+from shared.models import ACTIVE_RUN_STATUSES, Run, RunStep, Thread
+from shared.runstate import Decision, Effect, Event, InvalidTransition, Status, transition
+
+RUN_LIFETIME = 600  # seconds from creation to expiry, as on OpenAI
+V2_ONLY_RUN_FIELDS = {"parallel_tool_calls"}
+
+
+async def lock_thread(session: AsyncSession, thread: Thread) -> None:
+    """Serialise writers of one thread (run creation, user messages) on its row, so that the active-run check
+    and the write after it cannot interleave with another replica's."""
+    await session.exec(select(Thread.id).where(Thread.id == thread.id).with_for_update())
+
+
+async def active_run(session: AsyncSession, thread_id: str) -> Run | None:
+    return (await session.exec(select(Run).where(Run.thread_id == thread_id,
+                                                 col(Run.status).in_(ACTIVE_RUN_STATUSES)))).first()
+
+
+async def refuse_if_active(session: AsyncSession, thread: Thread) -> None:
+    """A user message may not join a thread while one of its runs is active."""
+    await lock_thread(session, thread)
+    run = await active_run(session, thread.id)
+    if run is not None:
+        raise APIError(400, f"Can't add messages to {thread.id} while a run {run.id} is active.",
+                       code="thread_locked")
+
+
+async def get(session: AsyncSession, *, thread: Thread, run_id: str) -> Run:
+    row = (await session.exec(select(Run).where(Run.id == run_id, Run.thread_id == thread.id))).first()
+    if row is None:
+        raise not_found("run", run_id)
+    return row
+
+
+async def get_step(session: AsyncSession, *, run: Run, step_id: str) -> RunStep:
+    row = (await session.exec(select(RunStep).where(RunStep.id == step_id, RunStep.run_id == run.id))).first()
+    if row is None:
+        raise not_found("run step", step_id)
+    return row
+
+
+def _response_format(rf: Any) -> Any:
+    if isinstance(rf, ResponseFormatObject):
+        return rf.wire()
+    return None if rf in (None, "none") else rf
+
+
+async def create(session: AsyncSession, *, thread: Thread, body: RunCreate | ThreadAndRunCreate,
+                 version: Version) -> Run:
+    """Insert a queued run (the caller commits, then publishes and enqueues)."""
+    assistant = await assistant_svc.get(session, project_id=thread.project_id, assistant_id=body.assistant_id)
+    if version == "v1" and body.model_fields_set & V2_ONLY_RUN_FIELDS:
+        name = sorted(body.model_fields_set & V2_ONLY_RUN_FIELDS)[0]
+        raise APIError(400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
+    tools = canonical_tools(body.tools, version) if body.tools is not None else assistant.tools
+    created = now()
+    run = Run(
+        id=new_id("run"), project_id=thread.project_id, thread_id=thread.id, assistant_id=assistant.id,
+        created_at=created, status=Status.QUEUED.value, model=body.model or assistant.model,
+        instructions=body.instructions if "instructions" in body.model_fields_set else assistant.instructions,
+        additional_instructions=getattr(body, "additional_instructions", None), tools=tools,
+        file_ids=await assistant_svc.file_ids(session, assistant_id=assistant.id), meta=body.metadata,
+        temperature=body.temperature if body.temperature is not None else assistant.temperature,
+        top_p=body.top_p if body.top_p is not None else assistant.top_p,
+        response_format=_response_format(body.response_format) if body.response_format is not None
+        else assistant.response_format,
+        tool_choice=body.tool_choice.model_dump(exclude_none=True) if isinstance(body.tool_choice, NamedToolChoice)
+        else body.tool_choice,
+        parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
+        max_prompt_tokens=body.max_prompt_tokens, max_completion_tokens=body.max_completion_tokens,
+        truncation_strategy=body.truncation_strategy.model_dump() if body.truncation_strategy else None,
+        expires_at=created + RUN_LIFETIME,
+    )
+    await lock_thread(session, thread)
+    existing = await active_run(session, thread.id)
+    if existing is not None:
+        raise _thread_busy(thread.id, existing.id)
+    for i, extra in enumerate(getattr(body, "additional_messages", None) or []):
+        await thread_svc.add_message(session, thread=thread, body=extra, version=version,
+                                     param=f"additional_messages[{i}]")
+    session.add(run)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the partial unique index: another replica's run won the race
+        await session.rollback()
+        raise _thread_busy(thread.id, None) from exc
+    return run
+
+
+def _thread_busy(thread_id: str, run_id: str | None) -> APIError:
+    which = f" {run_id}" if run_id else ""
+    return APIError(400, f"Thread {thread_id} already has an active run{which}.", code="thread_locked")
+
+
+async def apply(session: AsyncSession, run: Run, event: Event, **changes: Any) -> Decision:
+    """Move `run` through the state machine with a compare-and-set on step_seq; 400 if the event does not
+    apply to its status, or if a worker changed the run meanwhile (the client may retry)."""
+    try:
+        decision = transition(Status(run.status), event)
+    except InvalidTransition as exc:
+        raise APIError(400, _refusal(run, event), code="invalid_run_state") from exc
+    values: dict[str, Any] = {"status": decision.status.value, "step_seq": run.step_seq + 1,
+                              "heartbeat_at": time.time(), **changes}
+    if Effect.CLEAR_REQUIRED_ACTION in decision.effects:
+        values["required_action"] = None
+    result = await session.exec(
+        update(Run).where(col(Run.id) == run.id, col(Run.step_seq) == run.step_seq).values(**values)
+        .returning(col(Run.step_seq)))
+    if result.first() is None:
+        raise APIError(409, f"Run {run.id} changed while processing this request; please retry.",
+                       code="conflict")
+    for k, v in values.items():
+        setattr(run, k, v)
+    return decision
+
+
+def _refusal(run: Run, event: Event) -> str:
+    if event == Event.CANCEL:
+        return f"Cannot cancel run with status '{run.status}'."
+    if event == Event.OUTPUTS_SUBMITTED:
+        return f"Runs in status \"{run.status}\" do not accept tool outputs."
+    return f"Run {run.id} is '{run.status}'."
+
+
+async def submit_outputs(session: AsyncSession, run: Run, body: SubmitToolOutputs) -> RunStep:
+    """Record outputs on the waiting tool_calls step and requeue the run. Outputs must answer exactly the
+    calls the run asked for."""
+    if run.status != Status.REQUIRES_ACTION.value or not run.required_action:
+        raise APIError(400, _refusal(run, Event.OUTPUTS_SUBMITTED), code="invalid_run_state")
+    wanted = [c["id"] for c in run.required_action["submit_tool_outputs"]["tool_calls"]]
+    given = [o.tool_call_id for o in body.tool_outputs]
+    dupes = sorted({g for g in given if given.count(g) > 1})
+    if dupes:
+        raise APIError(400, f"Duplicate tool outputs for tool call(s): {', '.join(dupes)}.", param="tool_outputs")
+    unknown = [g for g in given if g not in wanted]
+    if unknown:
+        raise APIError(400, f"Tool call(s) {', '.join(unknown)} not found in the run's required action; expected "
+                       f"outputs for: {', '.join(wanted)}.", param="tool_outputs")
+    missing = [w for w in wanted if w not in given]
+    if missing:
+        raise APIError(400, f"Expected tool outputs for call_ids {wanted}, got {given}. Missing: "
+                       f"{', '.join(missing)}.", param="tool_outputs")
+    step = (await session.exec(select(RunStep).where(RunStep.run_id == run.id, RunStep.kind == "tool_calls",
+                                                     RunStep.status == "in_progress")
+                               .order_by(col(RunStep.seq).desc()))).first()
+    outputs = {o.tool_call_id: o.output for o in body.tool_outputs}
+    await apply(session, run, Event.OUTPUTS_SUBMITTED)
+    if step is None:  # cannot happen while the engine records a step before requires_action
+        raise APIError(500, "The run's tool call step is missing.", type="server_error")
+    calls = [{**c, "function": {**c["function"], "output": outputs.get(c["id"])}} if c.get("type") == "function"
+             else c for c in step.step_details["tool_calls"]]
+    step.step_details = {"type": "tool_calls", "tool_calls": calls}
+    step.status, step.completed_at = "completed", now()
+    session.add(step)
+    return step
+

@@ -1,0 +1,172 @@
+"""A scripted, OpenAI-compatible Chat Completions server: the one stand-in the tests use, because no model is
+reachable here. Everything between the SDK and this server is the real system.
+
+Standard library only (the v1 suite's environment has no project packages). Tests script replies by a
+substring of the last user message:
+
+    model.script("weather", {"tool_calls": [{"name": "get_weather", "arguments": '{"city": "Paris"}'}]},
+                 {"text": "It is sunny."})
+
+Reply forms: {"text": str}, {"tool_calls": [{"name", "arguments"}]}, {"error": status, "message": str},
+{"finish_reason": "length", "text": str}; any of them may add "delay" (seconds before answering) or
+"chunk_delay" (seconds between streamed chunks). Unscripted prompts get "You said: <last user message>".
+Every request body is kept, for assertions on what the model was sent.
+"""
+
+import json
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""
+
+
+class ScriptedModel:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rules: list[tuple[str, list[dict[str, Any]]]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def start(self) -> "ScriptedModel":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+    def script(self, match: str, *replies: dict[str, Any]) -> None:
+        with self.lock:
+            self.rules.append((match, list(replies)))
+
+    def requests_for(self, match: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.requests if match in _last_user_text(r.get("messages", []))]
+
+    def _reply_for(self, body: dict[str, Any]) -> dict[str, Any]:
+        text = _last_user_text(body.get("messages", []))
+        with self.lock:
+            self.requests.append(body)
+            for match, replies in self.rules:
+                if match in text and replies:
+                    return replies.pop(0)
+        return {"text": f"You said: {text}"}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        model = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._json(404, {"error": {"message": "not found"}})
+                    return
+                reply = model._reply_for(body)
+                time.sleep(float(reply.get("delay", 0)))
+                if "error" in reply:
+                    self._json(int(reply["error"]), {"error": {"message": reply.get("message", "scripted error"),
+                                                               "type": "server_error", "code": None}})
+                    return
+                if body.get("stream"):
+                    self._stream(body, reply)
+                else:
+                    self._json(200, _completion(body, reply))
+
+            def _json(self, status: int, data: dict[str, Any]) -> None:
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def _stream(self, body: dict[str, Any], reply: dict[str, Any]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for chunk in _chunks(body, reply):
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(float(reply.get("chunk_delay", 0)))
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+        return Handler
+
+
+def _usage(body: dict[str, Any], reply: dict[str, Any]) -> dict[str, int]:
+    prompt = len(json.dumps(body.get("messages", []))) // 4
+    completion = max(1, len(reply.get("text", "") + json.dumps(reply.get("tool_calls", ""))) // 4)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _calls(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"id": c.get("id", f"call_scripted{i}_{int(time.time() * 1000)}"), "name": c["name"],
+             "arguments": c.get("arguments", "{}")} for i, c in enumerate(reply.get("tool_calls", []))]
+
+
+def _chunks(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]:
+    base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": body.get("model", "scripted")}
+    out: list[dict[str, Any]] = []
+    words = reply.get("text", "").split(" ")
+    for i, word in enumerate(words if reply.get("text") else []):
+        piece = word if i == 0 else " " + word
+        out.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+    for i, call in enumerate(_calls(reply)):
+        args = call["arguments"]
+        half = len(args) // 2
+        out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": i, "id": call["id"], "type": "function",
+             "function": {"name": call["name"], "arguments": args[:half]}}]}, "finish_reason": None}]})
+        out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": i, "function": {"arguments": args[half:]}}]}, "finish_reason": None}]})
+    finish = reply.get("finish_reason") or ("tool_calls" if reply.get("tool_calls") else "stop")
+    out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+    if (body.get("stream_options") or {}).get("include_usage"):
+        out.append({**base, "choices": [], "usage": _usage(body, reply)})
+    return out
+
+
+def _completion(body: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
+    calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+             for c in _calls(reply)]
+    message: dict[str, Any] = {"role": "assistant", "content": reply.get("text") or None}
+    if calls:
+        message["tool_calls"] = calls
+    return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "scripted"), "usage": _usage(body, reply),
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": reply.get("finish_reason") or ("tool_calls" if calls else "stop")}]}
+
+
+if __name__ == "__main__":  # a quick manual check: python -m tests.model_server
+    m = ScriptedModel().start()
+    req = urllib.request.Request(m.base_url + "/chat/completions", data=json.dumps(
+        {"model": "x", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+        headers={"Content-Type": "application/json"})
+    print(urllib.request.urlopen(req).read().decode())
+    m.stop()

@@ -1,0 +1,299 @@
+"""The run engine: one task advances one run by one step.
+
+A step is read -> act -> commit-if-still-current. The task carries the run's `step_seq`; the final write
+locks the run row and checks that `step_seq` is unchanged before applying the state machine's decision and
+bumping it. So a redelivered task, a task overtaken by a cancel, or a second worker racing the first all
+end as no-ops, and nothing a step produces (message, run step) can be written twice. Ids of what a step
+creates derive from (run, step_seq), so a redone step announces the same ids to streaming clients.
+"""
+
+import hashlib
+import logging
+import string
+import time
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from shared import events, wire
+from shared.db import sync_engine
+from shared.ids import now
+from shared.models import Assistant, Message, Run, RunStep
+from shared.runstate import TERMINAL, Effect, Event, Status, transition
+from worker import model, prompt
+
+log = logging.getLogger("worker.engine")
+
+_B62 = string.ascii_letters + string.digits
+HEARTBEAT_EVERY = 5.0
+CANCEL_CHECK_EVERY = 0.2
+
+
+def step_id(prefix: str, run_id: str, seq: int, what: str) -> str:
+    """A stable id for something step `seq` of `run_id` creates."""
+    n = int.from_bytes(hashlib.sha256(f"{run_id}:{seq}:{what}".encode()).digest()[:18])
+    out = ""
+    while len(out) < 24:
+        n, r = divmod(n, 62)
+        out += _B62[r]
+    return prefix + out
+
+
+class Engine:
+    def __init__(self) -> None:
+        self.redis = events.sync_client()
+
+    # ---- entry point -------------------------------------------------------------------------------------
+    def advance(self, run_id: str, seq: int) -> None:
+        with Session(sync_engine(), expire_on_commit=False) as s:
+            run = s.get(Run, run_id)
+            if run is None or run.step_seq != seq or Status(run.status) in TERMINAL:
+                return  # stale, redelivered or overtaken: someone already moved this run on
+            status = Status(run.status)
+            if status == Status.CANCELLING:
+                self._finish(s, run, Event.CANCEL_DONE, "thread.run.cancelled")
+                return
+            if run.expires_at is not None and now() >= run.expires_at:
+                self._finish(s, run, Event.EXPIRE, "thread.run.expired")
+                return
+            if status == Status.QUEUED:
+                if not self._cas(s, run, Event.START, started_at=run.started_at or now(), heartbeat_at=time.time()):
+                    return
+                s.commit()
+                self._publish(run.id, [("thread.run.in_progress", wire.run(run))])
+                status = Status.IN_PROGRESS
+            if status == Status.IN_PROGRESS:
+                self._model_step(s, run)
+
+    # ---- state changes -----------------------------------------------------------------------------------
+    def _cas(self, s: Session, run: Run, event: Event, **changes: Any) -> bool:
+        """Apply `event` if the run is still at the step we read; False if it moved on meanwhile."""
+        decision = transition(Status(run.status), event)
+        values: dict[str, Any] = {"status": decision.status.value, "step_seq": run.step_seq + 1, **changes}
+        t = now()
+        fx = decision.effects
+        if Effect.STAMP_COMPLETED in fx:
+            values["completed_at"] = t
+        if Effect.STAMP_FAILED in fx:
+            values["failed_at"] = t
+        if Effect.STAMP_CANCELLED in fx:
+            values["cancelled_at"] = t
+        if Effect.CLEAR_EXPIRY in fx:
+            values["expires_at"] = None
+        if Effect.CLEAR_REQUIRED_ACTION in fx:
+            values["required_action"] = None
+        done = s.exec(update(Run).where(col(Run.id) == run.id, col(Run.step_seq) == run.step_seq)
+                      .values(**values).returning(col(Run.id))).first()
+        if done is None:
+            s.rollback()
+            return False
+        for k, v in values.items():
+            setattr(run, k, v)
+        if Effect.CLOSE_OPEN_STEPS in fx:
+            self._close_steps(s, run, decision.status)
+        return True
+
+    def _close_steps(self, s: Session, run: Run, status: Status) -> None:
+        stamp = {Status.CANCELLED: "cancelled_at", Status.EXPIRED: "expired_at", Status.FAILED: "failed_at"}
+        column = stamp.get(status)
+        step_status = status.value if column else "completed"
+        for step in s.exec(select(RunStep).where(RunStep.run_id == run.id, RunStep.status == "in_progress")).all():
+            step.status = step_status
+            if column:
+                setattr(step, column, now())
+            s.add(step)
+
+    def _finish(self, s: Session, run: Run, event: Event, announce: str, **changes: Any) -> None:
+        if self._cas(s, run, event, **changes):
+            s.commit()
+            self.redis.delete(events.cancel_key(run.id))
+            self._publish(run.id, [(announce, wire.run(run)), (events.DONE, "[DONE]")])
+
+    def _publish(self, run_id: str, items: list[tuple[str, Any]]) -> None:
+        events.publish(self.redis, run_id, items)
+
+    # ---- one model call ----------------------------------------------------------------------------------
+    def _model_step(self, s: Session, run: Run) -> None:
+        seq = run.step_seq
+        if s.get(Assistant, run.assistant_id) is None:
+            self._finish(s, run, Event.FAIL, "thread.run.failed",
+                         last_error={"code": "server_error", "message": f"Assistant {run.assistant_id} was deleted."})
+            return
+        history = list(s.exec(select(Message).where(Message.thread_id == run.thread_id)
+                              .order_by(col(Message.seq))).all())
+        steps = list(s.exec(select(RunStep).where(RunStep.run_id == run.id).order_by(col(RunStep.seq))).all())
+        upstream = model.upstream_model(run.model)
+        window = model.context_window(upstream)
+        reserve = run.max_completion_tokens or min(1024, window // 4)
+        built = prompt.build(run, history, steps, window=window, reserve=reserve)
+        s.commit()  # end the read transaction: the model call can take minutes
+        req = model.ModelRequest(
+            model=upstream, messages=built.messages, tools=_function_tools(run.tools),
+            tool_choice=_tool_choice(run.tool_choice), parallel_tool_calls=run.parallel_tool_calls,
+            temperature=run.temperature, top_p=run.top_p, response_format=_response_format(run.response_format),
+            max_tokens=run.max_completion_tokens)
+        live = _LiveStep(self, run, seq)
+        try:
+            result = model.complete(req, on_text=live.text, on_tool_delta=live.tool_delta,
+                                    should_stop=live.should_stop, on_retry=live.reset)
+        except model.Stopped:
+            return  # cancelled: the cancel's own task finishes the run
+        except model.ModelError as err:
+            log.warning("run %s failed: %s", run.id, err.message)
+            self._finish(s, run, Event.FAIL, "thread.run.failed",
+                         last_error={"code": err.code, "message": err.message})
+            return
+        self._record(s, run, seq, result, live)
+
+    def _record(self, s: Session, run: Run, seq: int, result: model.ModelResult, live: "_LiveStep") -> None:
+        """Write what the call produced and move the run on — in one transaction, only if still current."""
+        locked = s.exec(select(Run).where(Run.id == run.id).with_for_update()).first()
+        if locked is None or locked.step_seq != seq:
+            s.rollback()
+            return  # cancelled or redone elsewhere meanwhile: discard this result
+        run = locked
+        t = now()
+        usage = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                 "total_tokens": result.prompt_tokens + result.completion_tokens}
+        total = run.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        run_usage = {k: total.get(k, 0) + usage[k] for k in usage}
+        truncated = result.finish_reason == "length"
+        out: list[tuple[str, Any]] = []
+        if result.text or not result.tool_calls:
+            message = Message(id=live.message_id, project_id=run.project_id, thread_id=run.thread_id,
+                              created_at=live.created,
+                              role="assistant", assistant_id=run.assistant_id, run_id=run.id,
+                              content=[{"type": "text", "text": {"value": result.text, "annotations": []}}],
+                              status="incomplete" if truncated else "completed",
+                              completed_at=None if truncated else t, incomplete_at=t if truncated else None,
+                              incomplete_details={"reason": "max_tokens"} if truncated else None)
+            step = live.message_step(live.created, usage if not result.tool_calls else None)
+            step.status, step.completed_at = "completed", t
+            s.add(message)
+            s.add(step)
+            if not live.announced_message:
+                out += live.message_opening(live.created)
+            out += [("thread.message.completed", wire.message(message)),
+                    ("thread.run.step.completed", wire.step(step))]
+        if result.tool_calls:
+            calls: list[dict[str, Any]] = [{"id": c.id, "type": "function",
+                      "function": {"name": c.name, "arguments": c.arguments, "output": None}}
+                     for c in result.tool_calls]
+            tstep = live.tool_step(live.created, calls, usage)
+            s.add(tstep)
+            if not live.announced_tools:
+                opened = wire.step(tstep)
+                out += [("thread.run.step.created", opened), ("thread.run.step.in_progress", opened)]
+            required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
+                for c in calls]}}
+            self._cas(s, run, Event.CALLED_FUNCTIONS, required_action=required, usage=run_usage)
+            announce = "thread.run.requires_action"
+        elif truncated:
+            self._cas(s, run, Event.TRUNCATED, usage=run_usage,
+                      incomplete_details={"reason": "max_completion_tokens"})
+            announce = "thread.run.incomplete"
+        else:
+            self._cas(s, run, Event.REPLIED, usage=run_usage)
+            announce = "thread.run.completed"
+        s.commit()
+        self._publish(run.id, [*out, (announce, wire.run(run)), (events.DONE, "[DONE]")])
+
+
+class _LiveStep:
+    """What a streaming client sees while the model answers: steps and message announced as their first
+    token arrives, then deltas. Nothing here touches the database."""
+
+    def __init__(self, engine: Engine, run: Run, seq: int) -> None:
+        self.engine, self.run, self.seq = engine, run, seq
+        self.message_id = step_id("msg_", run.id, seq, "message")
+        self.announced_message = False
+        self.announced_tools = False
+        self._last_check = 0.0
+        self._last_beat = time.monotonic()
+        self.created = now()
+
+    def _step(self, kind: str, details: dict[str, Any], created: int) -> RunStep:
+        return RunStep(id=step_id("step_", self.run.id, self.seq, kind), project_id=self.run.project_id,
+                       run_id=self.run.id, thread_id=self.run.thread_id, assistant_id=self.run.assistant_id,
+                       engine_seq=self.seq, kind=kind, created_at=created, step_details=details)
+
+    def message_step(self, created: int, usage: dict[str, int] | None = None) -> RunStep:
+        step = self._step("message_creation", {"type": "message_creation",
+                                               "message_creation": {"message_id": self.message_id}}, created)
+        step.usage = usage
+        return step
+
+    def tool_step(self, created: int, calls: list[dict[str, Any]], usage: dict[str, int] | None = None) -> RunStep:
+        step = self._step("tool_calls", {"type": "tool_calls", "tool_calls": calls}, created)
+        step.usage = usage
+        return step
+
+    def message_opening(self, created: int) -> list[tuple[str, Any]]:
+        step = wire.step(self.message_step(created))
+        msg = {"id": self.message_id, "object": "thread.message", "created_at": created,
+               "assistant_id": self.run.assistant_id, "thread_id": self.run.thread_id, "run_id": self.run.id,
+               "status": "in_progress", "incomplete_details": None, "incomplete_at": None, "completed_at": None,
+               "role": "assistant", "content": [], "attachments": [], "metadata": {}}
+        return [("thread.run.step.created", step), ("thread.run.step.in_progress", step),
+                ("thread.message.created", msg), ("thread.message.in_progress", msg)]
+
+    def text(self, piece: str) -> None:
+        items = []
+        if not self.announced_message:
+            self.announced_message = True
+            items = self.message_opening(self.created)
+        items.append(("thread.message.delta", {"id": self.message_id, "object": "thread.message.delta", "delta": {
+            "content": [{"index": 0, "type": "text", "text": {"value": piece, "annotations": []}}]}}))
+        self.engine._publish(self.run.id, items)
+
+    def tool_delta(self, index: int, call: model.ToolCall, piece: str) -> None:
+        items: list[tuple[str, Any]] = []
+        sid = step_id("step_", self.run.id, self.seq, "tool_calls")
+        if not self.announced_tools:
+            self.announced_tools = True
+            step = wire.step(self.tool_step(self.created, []))
+            items += [("thread.run.step.created", step), ("thread.run.step.in_progress", step)]
+        fn: dict[str, Any] = {"arguments": piece}
+        entry: dict[str, Any] = {"index": index, "type": "function", "function": fn}
+        if piece == call.arguments:  # first piece of this call: say who it is
+            entry["id"] = call.id
+            fn.update(name=call.name, output=None)
+        items.append(("thread.run.step.delta", {"id": sid, "object": "thread.run.step.delta", "delta": {
+            "step_details": {"type": "tool_calls", "tool_calls": [entry]}}}))
+        self.engine._publish(self.run.id, items)
+
+    def reset(self) -> None:
+        """A retry starts the answer over: clients get the opening events again, which resets what they hold."""
+        self.announced_message = self.announced_tools = False
+
+    def should_stop(self) -> bool:
+        t = time.monotonic()
+        if t - self._last_beat >= HEARTBEAT_EVERY:
+            self._last_beat = t
+            with Session(sync_engine()) as s:
+                s.exec(update(Run).where(col(Run.id) == self.run.id).values(heartbeat_at=time.time()))
+                s.commit()
+        if t - self._last_check < CANCEL_CHECK_EVERY:
+            return False
+        self._last_check = t
+        return bool(self.engine.redis.exists(events.cancel_key(self.run.id)))
+
+
+def _function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tools the model is offered. Server-side tools (code_interpreter, file_search) join with their issues."""
+    return [{"type": "function", "function": t["function"]} for t in tools if t.get("type") == "function"]
+
+
+def _tool_choice(choice: Any) -> Any:
+    if isinstance(choice, dict):
+        if choice.get("type") == "function":
+            return {"type": "function", "function": {"name": choice["function"]["name"]}}
+        return "required"
+    return choice
+
+
+def _response_format(rf: Any) -> Any:
+    return rf if isinstance(rf, dict) and rf.get("type") != "text" else None

@@ -1,0 +1,95 @@
+"""What the model is sent: instructions, the thread's messages, and this run's tool-call rounds, fitted into
+the model's context window. Threads are unlimited; the prompt is not. The oldest thread messages are dropped
+first — never the instructions, never the newest message, never this run's tool rounds.
+
+Token counts are estimated (about 4 characters a token): no tokenizer files can be fetched at run time, and
+the estimate only has to keep the prompt inside the window, with a margin."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from shared.models import Message, Run, RunStep
+
+CHARS_PER_TOKEN = 4
+PER_MESSAGE_TOKENS = 4
+
+
+def estimate_tokens(message: dict[str, Any]) -> int:
+    return PER_MESSAGE_TOKENS + len(json.dumps(message.get("content") or "", ensure_ascii=False)) // CHARS_PER_TOKEN \
+        + len(json.dumps(message.get("tool_calls") or "")) // CHARS_PER_TOKEN
+
+
+def _content(m: Message) -> Any:
+    parts: list[dict[str, Any]] = []
+    for part in m.content:
+        kind = part.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "text": part["text"]["value"]})
+        elif kind == "image_url":
+            parts.append({"type": "image_url", "image_url": part["image_url"]})
+        elif kind == "image_file":
+            parts.append({"type": "text", "text": f"[image file {part['image_file']['file_id']}]"})
+    if all(p["type"] == "text" for p in parts):
+        return "\n".join(p["text"] for p in parts)
+    return parts
+
+
+def thread_message(m: Message) -> dict[str, Any]:
+    return {"role": m.role, "content": _content(m)}
+
+
+def tool_rounds(steps: list[RunStep]) -> list[dict[str, Any]]:
+    """This run's answered tool calls: the assistant turn that asked, then one tool message per output."""
+    out: list[dict[str, Any]] = []
+    for s in steps:
+        if s.kind != "tool_calls" or s.status != "completed":
+            continue
+        calls = [c for c in s.step_details.get("tool_calls", []) if c.get("type") == "function"]
+        if not calls:
+            continue
+        out.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}} for c in calls]})
+        out.extend({"role": "tool", "tool_call_id": c["id"], "content": c["function"].get("output") or ""}
+                   for c in calls)
+    return out
+
+
+def system_prompt(run: Run) -> str | None:
+    parts = [p for p in (run.instructions, run.additional_instructions) if p]
+    return "\n\n".join(parts) or None
+
+
+@dataclass
+class Prompt:
+    messages: list[dict[str, Any]]
+    dropped: int  # thread messages left out to fit
+    tokens: int  # estimated prompt size
+
+
+def build(run: Run, history: list[Message], steps: list[RunStep], *, window: int,
+          reserve: int) -> Prompt:
+    """history: the thread's messages, oldest first. `reserve`: tokens kept free for the completion."""
+    budget = window - reserve
+    if run.max_prompt_tokens:
+        budget = min(budget, run.max_prompt_tokens)
+    strategy = run.truncation_strategy or {}
+    if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
+        kept = history[-int(strategy["last_messages"]):]
+    else:
+        kept = list(history)
+    skipped = len(history) - len(kept)
+    system = system_prompt(run)
+    head = [{"role": "system", "content": system}] if system else []
+    tail = tool_rounds(steps)
+    thread = [thread_message(m) for m in kept]
+    fixed = sum(map(estimate_tokens, head + tail))
+    sizes = [estimate_tokens(m) for m in thread]
+    total = fixed + sum(sizes)
+    start = 0
+    # Drop from the oldest end while over budget, but always keep the newest message.
+    while total > budget and start < len(thread) - 1:
+        total -= sizes[start]
+        start += 1
+    return Prompt(messages=head + thread[start:] + tail, dropped=skipped + start, tokens=total)

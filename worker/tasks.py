@@ -1,0 +1,55 @@
+"""Celery tasks: the run engine's step, and the beat's sweep that expires overdue runs and re-enqueues runs
+whose step was lost (e.g. the API died between its commit and its enqueue, or a whole worker node vanished)."""
+
+import time
+from functools import lru_cache
+
+from sqlalchemy import update
+from sqlmodel import Session, col, or_, select
+
+from shared.db import sync_engine
+from shared.ids import now
+from shared.models import Run
+from worker.celery_app import app
+from worker.engine import Engine
+from worker.queues import Queue
+
+# A queued or cancelling run nobody has touched for this long lost its task.
+STALE_WAITING = 30.0
+# An in-progress run whose worker has not shown life for this long lost its worker (heartbeats come every 5 s).
+STALE_RUNNING = 120.0
+
+
+@lru_cache
+def engine() -> Engine:
+    return Engine()
+
+
+@app.task(name="assistants.runs.advance", queue=Queue.RUNS.value, acks_late=True, reject_on_worker_lost=True,
+          soft_time_limit=840, time_limit=900)
+def advance(run_id: str, step_seq: int) -> None:
+    """Take run `run_id` one step further, if it is still at `step_seq` (otherwise this task is stale)."""
+    engine().advance(run_id, step_seq)
+
+
+@app.task(name="assistants.runs.sweep", queue=Queue.RUNS.value, acks_late=False)
+def sweep() -> int:
+    """Find runs that need a nudge and enqueue their next step; the step's compare-and-set makes a spurious
+    nudge harmless."""
+    t = time.time()
+    with Session(sync_engine()) as s:
+        due = s.exec(select(Run.id, Run.step_seq).where(
+            or_(
+                (col(Run.status).in_(("queued", "in_progress", "requires_action"))) & (col(Run.expires_at) <= now()),
+                (col(Run.status).in_(("queued", "cancelling")))
+                & (col(Run.heartbeat_at).is_(None) | (col(Run.heartbeat_at) < t - STALE_WAITING))
+                & (col(Run.created_at) < int(t - STALE_WAITING)),
+                (col(Run.status) == "in_progress") & (col(Run.heartbeat_at) < t - STALE_RUNNING),
+            )).limit(1000)).all()
+        if due:
+            # Stamp the nudge, so a run waiting in a long queue is nudged once per window, not every sweep.
+            s.exec(update(Run).where(col(Run.id).in_([r for r, _ in due])).values(heartbeat_at=t))
+            s.commit()
+    for run_id, seq in due:
+        advance.apply_async(args=[run_id, seq])
+    return len(due)
