@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     llm_context_windows: dict[str, int] = {}
     llm_default_context_window: int = 8192
     llm_timeout_seconds: float = 120.0
+    # The beat's sweep: how often it runs, and after how long a queued/cancelling run with no worker activity
+    # (or an in-progress run whose worker stopped heartbeating) counts as lost and is enqueued again.
+    run_sweep_seconds: float = 15.0
+    run_stale_waiting_seconds: float = 30.0
+    run_stale_running_seconds: float = 120.0
+
     # Transient upstream errors (429, 5xx, timeouts, dropped connections) are retried this often, backing off.
     llm_max_retries: int = 3
 

@@ -23,7 +23,10 @@ def model() -> Iterator[ScriptedModel]:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[stack_mod.Stack]:
-    s = stack_mod.start(tmp_path_factory.mktemp("stack"), {"LLM_BASE_URL": model.base_url, "LLM_API_KEY": "test"})
+    s = stack_mod.start(tmp_path_factory.mktemp("stack"), {
+        "LLM_BASE_URL": model.base_url, "LLM_API_KEY": "test",
+        # A brisk beat, so that expiry and lost-step recovery are observed in seconds rather than minutes.
+        "RUN_SWEEP_SECONDS": "1", "RUN_STALE_WAITING_SECONDS": "3", "RUN_STALE_RUNNING_SECONDS": "15"})
     yield s
     stack_mod.stop(s)
 

@@ -24,6 +24,6 @@ app.conf.update(
     worker_send_task_events=True,
     task_send_sent_event=True,
     beat_schedule={
-        "sweep-runs": {"task": "assistants.runs.sweep", "schedule": 15.0},
+        "sweep-runs": {"task": "assistants.runs.sweep", "schedule": settings.run_sweep_seconds},
     },
 )

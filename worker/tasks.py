@@ -7,17 +7,13 @@ from functools import lru_cache
 from sqlalchemy import update
 from sqlmodel import Session, col, or_, select
 
+from shared.config import get_settings
 from shared.db import sync_engine
 from shared.ids import now
 from shared.models import Run
 from worker.celery_app import app
 from worker.engine import Engine
 from worker.queues import Queue
-
-# A queued or cancelling run nobody has touched for this long lost its task.
-STALE_WAITING = 30.0
-# An in-progress run whose worker has not shown life for this long lost its worker (heartbeats come every 5 s).
-STALE_RUNNING = 120.0
 
 
 @lru_cache
@@ -37,14 +33,18 @@ def sweep() -> int:
     """Find runs that need a nudge and enqueue their next step; the step's compare-and-set makes a spurious
     nudge harmless."""
     t = time.time()
+    settings = get_settings()
+    # A queued or cancelling run nobody has touched for this long lost its task; an in-progress run whose
+    # worker has not heartbeated (every 5 s) for this long lost its worker.
+    waiting, running = settings.run_stale_waiting_seconds, settings.run_stale_running_seconds
     with Session(sync_engine()) as s:
         due = s.exec(select(Run.id, Run.step_seq).where(
             or_(
                 (col(Run.status).in_(("queued", "in_progress", "requires_action"))) & (col(Run.expires_at) <= now()),
                 (col(Run.status).in_(("queued", "cancelling")))
-                & (col(Run.heartbeat_at).is_(None) | (col(Run.heartbeat_at) < t - STALE_WAITING))
-                & (col(Run.created_at) < int(t - STALE_WAITING)),
-                (col(Run.status) == "in_progress") & (col(Run.heartbeat_at) < t - STALE_RUNNING),
+                & (col(Run.heartbeat_at).is_(None) | (col(Run.heartbeat_at) < t - waiting))
+                & (col(Run.created_at) < int(t - waiting)),
+                (col(Run.status) == "in_progress") & (col(Run.heartbeat_at) < t - running),
             )).limit(1000)).all()
         if due:
             # Stamp the nudge, so a run waiting in a long queue is nudged once per window, not every sweep.

@@ -114,7 +114,8 @@ def test_parallel_function_calls(client: openai.OpenAI, model: ScriptedModel, as
 
     done = client.beta.threads.runs.submit_tool_outputs_and_poll(
         run_id=run.id, thread_id=thread.id, poll_interval_ms=50,
-        tool_outputs=[{"tool_call_id": calls[1].id, "output": "rainy"}, {"tool_call_id": calls[0].id, "output": "sunny"}])
+        tool_outputs=[{"tool_call_id": calls[1].id, "output": "rainy"},
+                      {"tool_call_id": calls[0].id, "output": "sunny"}])
     assert done.status == "completed" and done.required_action is None
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
     assert [s.type for s in steps] == ["tool_calls", "message_creation"]
@@ -124,7 +125,8 @@ def test_parallel_function_calls(client: openai.OpenAI, model: ScriptedModel, as
     second = model.requests_for(word)[-1]["messages"]
     assert second[-3]["tool_calls"][0]["id"] == calls[0].id
     assert [m["content"] for m in second[-2:]] == ["sunny", "rainy"]
-    assert client.beta.threads.messages.list(thread.id).data[0].content[0].text.value == "Paris is sunny, Rome is rainy."
+    reply = client.beta.threads.messages.list(thread.id).data[0]
+    assert reply.content[0].text.value == "Paris is sunny, Rome is rainy."
     with pytest.raises(openai.BadRequestError):  # nothing to submit any more
         client.beta.threads.runs.submit_tool_outputs(run.id, thread_id=thread.id, tool_outputs=[])
 

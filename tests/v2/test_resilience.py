@@ -1,0 +1,103 @@
+"""Design for failure: a worker process killed mid-step, a lost enqueue, an overdue run — each ends with the
+run finished exactly once (no duplicated or lost message or step)."""
+
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import openai
+import psycopg
+import pytest
+
+from tests.model_server import ScriptedModel
+from tests.stack import Stack
+from tests.v2.test_runs import WEATHER, wait
+
+
+def tag() -> str:
+    return f"r{uuid.uuid4().hex[:10]}"
+
+
+def worker_pids(stack: Stack) -> tuple[int, list[int]]:
+    """The Celery worker's main process and its pool processes (the ones that execute tasks)."""
+    main = int(json.loads((stack.state_dir / "stack.json").read_text())["pids"]["worker"])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == main:
+            children.append(int(stat.parent.name))
+    return main, children
+
+
+def test_worker_killed_mid_step_redoes_the_step_once(stack: Stack, client: openai.OpenAI,
+                                                     model: ScriptedModel) -> None:
+    word = tag()
+    # The first answer streams slowly (the worker dies during it); the redo answers at once.
+    model.script(word, {"text": " ".join(["partial"] * 30), "chunk_delay": 0.1}, {"text": "complete answer"})
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    wait(client, thread.id, run.id, {"in_progress"})
+    deadline = time.monotonic() + 10
+    while not model.requests_for(word) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # the model is mid-stream
+    _, children = worker_pids(stack)
+    assert children
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    final = wait(client, thread.id, run.id, {"completed", "failed"}, timeout=60)
+    assert final.status == "completed"  # type: ignore[attr-defined]
+    assert len(model.requests_for(word)) == 2  # the step really was redone
+    messages = client.beta.threads.messages.list(thread.id).data
+    assert [m.role for m in messages] == ["assistant", "user"]
+    assert messages[0].content[0].text.value == "complete answer"
+    assert len(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data) == 1
+
+
+def test_lost_enqueue_is_recovered_by_the_beat(stack: Stack, client: openai.OpenAI, model: ScriptedModel) -> None:
+    """A run committed but never enqueued (the API died in between) is found by the beat and run."""
+    word = tag()
+    model.script(word, {"text": "found again"})
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run_id = f"run_lost{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(dsn(stack), autocommit=True) as conn:  # exactly the row the API would have committed
+        conn.execute(
+            "INSERT INTO run (id, project_id, thread_id, assistant_id, created_at, status, step_seq, model, tools,"
+            " file_ids, parallel_tool_calls, expires_at) SELECT %s, project_id, id, %s, %s, 'queued', 0, 'gpt-4o',"
+            " '[]', '[]', true, %s FROM thread WHERE id = %s",
+            (run_id, assistant.id, int(time.time()) - 5, int(time.time()) + 600, thread.id))
+    final = wait(client, thread.id, run_id, {"completed"}, timeout=30)
+    assert final.status == "completed"  # type: ignore[attr-defined]
+    assert client.beta.threads.messages.list(thread.id).data[0].content[0].text.value == "found again"
+
+
+def dsn(stack: Stack) -> str:
+    return stack.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+
+
+def test_overdue_run_expires(stack: Stack, client: openai.OpenAI, model: ScriptedModel) -> None:
+    word = tag()
+    model.script(word, {"tool_calls": [{"name": "get_weather", "arguments": "{}"}]})
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=50)
+    assert run.status == "requires_action" and run.expires_at == run.created_at + 600
+    with psycopg.connect(dsn(stack), autocommit=True) as conn:  # fast-forward the clock for this run
+        conn.execute("UPDATE run SET expires_at = %s WHERE id = %s", (int(time.time()) - 1, run.id))
+    final = wait(client, thread.id, run.id, {"expired"}, timeout=20)
+    assert final.status == "expired" and final.expires_at is None  # type: ignore[attr-defined]
+    [step] = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert step.status == "expired" and step.expired_at
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.runs.submit_tool_outputs(run.id, thread_id=thread.id,
+                                                     tool_outputs=[{"tool_call_id": "x", "output": "late"}])
+    client.beta.threads.messages.create(thread.id, role="user", content="the thread is free again")
