@@ -28,7 +28,8 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Self-hosted Assistants API", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="Self-hosted Assistants API", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     errors.install(app)
     v1 = APIRouter(prefix="/v1")
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
