@@ -10,15 +10,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.config import get_settings
 
 
+# No pool_pre_ping: it costs a round trip on every checkout, i.e. on every request and every run step. A
+# connection broken by a Postgres restart fails one statement instead, and SQLAlchemy then invalidates the
+# whole pool; pool_recycle retires connections before any idle timeout in between (e.g. a proxy's) bites.
 @lru_cache
 def async_engine() -> AsyncEngine:
-    # pool_pre_ping: survive a Postgres restart without surfacing a 500 on the first request after it.
-    return create_async_engine(get_settings().database_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(get_settings().database_url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 @lru_cache
 def sync_engine() -> Engine:
-    return create_engine(get_settings().database_url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return create_engine(get_settings().database_url, pool_size=5, max_overflow=5, pool_recycle=1800)
 
 
 @lru_cache

@@ -21,8 +21,10 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     task_serializer="json",
     accept_content=["json"],
+    # Flower follows workers through their task events (workers run with -E); "sent" events would add a
+    # Redis publish to every API request that enqueues, for nothing Flower needs.
     worker_send_task_events=True,
-    task_send_sent_event=True,
+    task_send_sent_event=False,
     beat_schedule={
         "sweep-runs": {"task": "assistants.runs.sweep", "schedule": settings.run_sweep_seconds},
     },

@@ -13,15 +13,13 @@ import string
 import time
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection
 
 from shared import events, wire
-from shared.db import sync_engine
 from shared.ids import now
-from shared.models import Assistant, Message, Run, RunStep
+from shared.models import Message, Run, RunStep
 from shared.runstate import TERMINAL, Effect, Event, Status, transition
-from worker import model, prompt
+from worker import model, prompt, store
 
 log = logging.getLogger("worker.engine")
 
@@ -46,28 +44,29 @@ class Engine:
 
     # ---- entry point -------------------------------------------------------------------------------------
     def advance(self, run_id: str, seq: int) -> None:
-        with Session(sync_engine(), expire_on_commit=False) as s:
-            run = s.get(Run, run_id)
+        with store.connect() as conn:
+            run = store.load_run(conn, run_id)
             if run is None or run.step_seq != seq or Status(run.status) in TERMINAL:
                 return  # stale, redelivered or overtaken: someone already moved this run on
             status = Status(run.status)
             if status == Status.CANCELLING:
-                self._finish(s, run, Event.CANCEL_DONE, "thread.run.cancelled")
+                self._finish(conn, run, Event.CANCEL_DONE, "thread.run.cancelled")
                 return
             if run.expires_at is not None and now() >= run.expires_at:
-                self._finish(s, run, Event.EXPIRE, "thread.run.expired")
+                self._finish(conn, run, Event.EXPIRE, "thread.run.expired")
                 return
+            announce: list[tuple[str, Any]] = []
             if status == Status.QUEUED:
-                if not self._cas(s, run, Event.START, started_at=run.started_at or now(), heartbeat_at=time.time()):
+                if not self._cas(conn, run, Event.START, started_at=run.started_at or now(),
+                                 heartbeat_at=time.time()):
                     return
-                s.commit()
-                self._publish(run.id, [("thread.run.in_progress", wire.run(run))])
-                status = Status.IN_PROGRESS
-            if status == Status.IN_PROGRESS:
-                self._model_step(s, run)
+                announce.append(("thread.run.in_progress", wire.run(run)))
+            elif status != Status.IN_PROGRESS:
+                return  # requires_action: the client acts next
+            self._model_step(conn, run, announce)
 
     # ---- state changes -----------------------------------------------------------------------------------
-    def _cas(self, s: Session, run: Run, event: Event, **changes: Any) -> bool:
+    def _cas(self, conn: Connection, run: Run, event: Event, **changes: Any) -> bool:
         """Apply `event` if the run is still at the step we read; False if it moved on meanwhile."""
         decision = transition(Status(run.status), event)
         values: dict[str, Any] = {"status": decision.status.value, "step_seq": run.step_seq + 1, **changes}
@@ -83,30 +82,20 @@ class Engine:
             values["expires_at"] = None
         if Effect.CLEAR_REQUIRED_ACTION in fx:
             values["required_action"] = None
-        done = s.exec(update(Run).where(col(Run.id) == run.id, col(Run.step_seq) == run.step_seq)
-                      .values(**values).returning(col(Run.id))).first()
-        if done is None:
-            s.rollback()
+        if not store.cas_run(conn, run, values):
+            conn.rollback()
             return False
         for k, v in values.items():
             setattr(run, k, v)
         if Effect.CLOSE_OPEN_STEPS in fx:
-            self._close_steps(s, run, decision.status)
+            stamp = {Status.CANCELLED: "cancelled_at", Status.EXPIRED: "expired_at", Status.FAILED: "failed_at"}
+            column = stamp.get(decision.status)
+            store.close_open_steps(conn, run.id, decision.status.value if column else "completed", column, t)
         return True
 
-    def _close_steps(self, s: Session, run: Run, status: Status) -> None:
-        stamp = {Status.CANCELLED: "cancelled_at", Status.EXPIRED: "expired_at", Status.FAILED: "failed_at"}
-        column = stamp.get(status)
-        step_status = status.value if column else "completed"
-        for step in s.exec(select(RunStep).where(RunStep.run_id == run.id, RunStep.status == "in_progress")).all():
-            step.status = step_status
-            if column:
-                setattr(step, column, now())
-            s.add(step)
-
-    def _finish(self, s: Session, run: Run, event: Event, announce: str, **changes: Any) -> None:
-        if self._cas(s, run, event, **changes):
-            s.commit()
+    def _finish(self, conn: Connection, run: Run, event: Event, announce: str, **changes: Any) -> None:
+        if self._cas(conn, run, event, **changes):
+            conn.commit()
             self.redis.delete(events.cancel_key(run.id))
             self._publish(run.id, [(announce, wire.run(run)), (events.DONE, "[DONE]")])
 
@@ -114,20 +103,17 @@ class Engine:
         events.publish(self.redis, run_id, items)
 
     # ---- one model call ----------------------------------------------------------------------------------
-    def _model_step(self, s: Session, run: Run) -> None:
+    def _model_step(self, conn: Connection, run: Run, announce: list[tuple[str, Any]]) -> None:
         seq = run.step_seq
-        if s.get(Assistant, run.assistant_id) is None:
-            self._finish(s, run, Event.FAIL, "thread.run.failed",
-                         last_error={"code": "server_error", "message": f"Assistant {run.assistant_id} was deleted."})
-            return
-        history = list(s.exec(select(Message).where(Message.thread_id == run.thread_id)
-                              .order_by(col(Message.seq))).all())
-        steps = list(s.exec(select(RunStep).where(RunStep.run_id == run.id).order_by(col(RunStep.seq))).all())
+        history = store.thread_messages(conn, run.thread_id)
+        steps = store.run_steps(conn, run.id)
+        conn.commit()  # end the transaction before the model call, which can take minutes
+        if announce:
+            self._publish(run.id, announce)
         upstream = model.upstream_model(run.model)
         window = model.context_window(upstream)
         reserve = run.max_completion_tokens or min(1024, window // 4)
         built = prompt.build(run, history, steps, window=window, reserve=reserve)
-        s.commit()  # end the read transaction: the model call can take minutes
         req = model.ModelRequest(
             model=upstream, messages=built.messages, tools=_function_tools(run.tools),
             tool_choice=_tool_choice(run.tool_choice), parallel_tool_calls=run.parallel_tool_calls,
@@ -141,16 +127,16 @@ class Engine:
             return  # cancelled: the cancel's own task finishes the run
         except model.ModelError as err:
             log.warning("run %s failed: %s", run.id, err.message)
-            self._finish(s, run, Event.FAIL, "thread.run.failed",
+            self._finish(conn, run, Event.FAIL, "thread.run.failed",
                          last_error={"code": err.code, "message": err.message})
             return
-        self._record(s, run, seq, result, live)
+        self._record(conn, run, seq, result, live)
 
-    def _record(self, s: Session, run: Run, seq: int, result: model.ModelResult, live: "_LiveStep") -> None:
+    def _record(self, conn: Connection, run: Run, seq: int, result: model.ModelResult, live: "_LiveStep") -> None:
         """Write what the call produced and move the run on — in one transaction, only if still current."""
-        locked = s.exec(select(Run).where(Run.id == run.id).with_for_update()).first()
+        locked = store.load_run(conn, run.id, lock=True)
         if locked is None or locked.step_seq != seq:
-            s.rollback()
+            conn.rollback()
             return  # cancelled or redone elsewhere meanwhile: discard this result
         run = locked
         t = now()
@@ -170,8 +156,8 @@ class Engine:
                               incomplete_details={"reason": "max_tokens"} if truncated else None)
             step = live.message_step(live.created, usage if not result.tool_calls else None)
             step.status, step.completed_at = "completed", t
-            s.add(message)
-            s.add(step)
+            store.add(conn, message)
+            store.add(conn, step)
             if not live.announced_message:
                 out += live.message_opening(live.created)
             out += [("thread.message.completed", wire.message(message)),
@@ -181,7 +167,7 @@ class Engine:
                       "function": {"name": c.name, "arguments": c.arguments, "output": None}}
                      for c in result.tool_calls]
             tstep = live.tool_step(live.created, calls, usage)
-            s.add(tstep)
+            store.add(conn, tstep)
             if not live.announced_tools:
                 opened = wire.step(tstep)
                 out += [("thread.run.step.created", opened), ("thread.run.step.in_progress", opened)]
@@ -189,16 +175,16 @@ class Engine:
                 {"id": c["id"], "type": "function",
                  "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
                 for c in calls]}}
-            self._cas(s, run, Event.CALLED_FUNCTIONS, required_action=required, usage=run_usage)
+            self._cas(conn, run, Event.CALLED_FUNCTIONS, required_action=required, usage=run_usage)
             announce = "thread.run.requires_action"
         elif truncated:
-            self._cas(s, run, Event.TRUNCATED, usage=run_usage,
+            self._cas(conn, run, Event.TRUNCATED, usage=run_usage,
                       incomplete_details={"reason": "max_completion_tokens"})
             announce = "thread.run.incomplete"
         else:
-            self._cas(s, run, Event.REPLIED, usage=run_usage)
+            self._cas(conn, run, Event.REPLIED, usage=run_usage)
             announce = "thread.run.completed"
-        s.commit()
+        conn.commit()
         self._publish(run.id, [*out, (announce, wire.run(run)), (events.DONE, "[DONE]")])
 
 
@@ -273,9 +259,9 @@ class _LiveStep:
         t = time.monotonic()
         if t - self._last_beat >= HEARTBEAT_EVERY:
             self._last_beat = t
-            with Session(sync_engine()) as s:
-                s.exec(update(Run).where(col(Run.id) == self.run.id).values(heartbeat_at=time.time()))
-                s.commit()
+            with store.connect() as conn:
+                store.heartbeat(conn, self.run.id, time.time())
+                conn.commit()
         if t - self._last_check < CANCEL_CHECK_EVERY:
             return False
         self._last_check = t

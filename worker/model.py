@@ -2,6 +2,7 @@
 sorted into the run's `last_error` codes. Transient failures (429, 5xx, timeouts, dropped streams) are retried
 with backoff here, before the run is failed."""
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,33 +113,42 @@ def _once(req: ModelRequest, on_text: Callable[[str], None], on_tool_delta: Call
           should_stop: Callable[[], bool]) -> ModelResult:
     result = ModelResult()
     calls: dict[int, ToolCall] = {}
-    stream = _client().chat.completions.create(**_kwargs(req))
-    try:
-        for chunk in stream:
+    # The SDK builds, sends and error-checks the request; chunks are read as raw SSE lines and decoded with
+    # json, skipping the SDK's per-chunk model construction (a third of a worker's CPU per streamed call).
+    with _client().chat.completions.with_streaming_response.create(**_kwargs(req)) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                break
             if should_stop():
                 raise Stopped()
-            if chunk.usage is not None:
-                result.prompt_tokens = chunk.usage.prompt_tokens or 0
-                result.completion_tokens = chunk.usage.completion_tokens or 0
-            for choice in chunk.choices:
-                delta = choice.delta
-                if delta is not None and delta.content:
-                    result.text += delta.content
-                    on_text(delta.content)
-                for tc in (delta.tool_calls if delta is not None else None) or []:
-                    call = calls.get(tc.index)
+            chunk = json.loads(payload)
+            if chunk.get("error"):
+                raise ModelError("server_error", f"The model failed mid-answer: {chunk['error']}", transient=True)
+            usage = chunk.get("usage")
+            if usage:
+                result.prompt_tokens = usage.get("prompt_tokens") or 0
+                result.completion_tokens = usage.get("completion_tokens") or 0
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    result.text += delta["content"]
+                    on_text(delta["content"])
+                for tc in delta.get("tool_calls") or ():
+                    index = tc.get("index", 0)
+                    call = calls.get(index)
                     if call is None:
-                        call = calls[tc.index] = ToolCall(id=tc.id or f"call_{tc.index}")
-                    fn = tc.function
-                    if fn is not None and fn.name:
-                        call.name += fn.name
-                    piece = (fn.arguments if fn is not None else None) or ""
+                        call = calls[index] = ToolCall(id=tc.get("id") or f"call_{index}")
+                    fn = tc.get("function") or {}
+                    if fn.get("name"):
+                        call.name += fn["name"]
+                    piece = fn.get("arguments") or ""
                     call.arguments += piece
-                    on_tool_delta(tc.index, call, piece)
-                if choice.finish_reason:
-                    result.finish_reason = choice.finish_reason
-    finally:
-        stream.close()
+                    on_tool_delta(index, call, piece)
+                if choice.get("finish_reason"):
+                    result.finish_reason = choice["finish_reason"]
     result.tool_calls = [calls[i] for i in sorted(calls)]
     return result
 

@@ -119,7 +119,8 @@ def up(args: argparse.Namespace) -> dict[str, object]:
     pids["api"] = _spawn("api", [str(VENV_BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
                                  "--port", str(ports["api"]), "--no-access-log"], state, env)
     pids["worker"] = _spawn("worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E",
-                                       "-Q", "runs", "-c", str(args.concurrency), "-n", f"runs@{socket.gethostname()}",
+                                       "-Q", "runs", "-c", str(args.concurrency), "-P", args.pool,
+                                       "-n", f"runs@{socket.gethostname()}",
                                        "--loglevel", "INFO"], state, env)
     # Exactly one beat: it expires overdue runs and re-enqueues lost steps.
     pids["beat"] = _spawn("beat", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "beat",
@@ -173,6 +174,8 @@ def main() -> None:
     p_up.add_argument("--flower-port", type=int, default=5555, help="0: any free port")
     p_up.add_argument("--no-flower", action="store_true")
     p_up.add_argument("--concurrency", type=int, default=4, help="worker processes for the runs queue")
+    p_up.add_argument("--pool", default=os.environ.get("WORKER_POOL", "prefork"), choices=["prefork", "threads"],
+                      help="Celery pool of the runs worker")
     p_up.add_argument("--ephemeral", action="store_true", help="test mode: no durability (fsync off)")
     p_up.add_argument("--json", action="store_true")
     p_down = sub.add_parser("down", help="stop the stack, keeping its data")

@@ -146,7 +146,8 @@ def test_one_active_run_per_thread(client: openai.OpenAI, model: ScriptedModel, 
 def test_concurrent_creates_exactly_one_wins(stack: Stack, client: openai.OpenAI, model: ScriptedModel,
                                              assistant: str) -> None:
     word = tag()
-    model.script(word, {"text": "ok", "delay": 1})
+    # The winner's model call outlasts the race, so the thread stays locked throughout it.
+    model.script(word, {"text": "ok", "delay": 8})
     thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
     headers = {"Authorization": f"Bearer {stack.api_key}", "OpenAI-Beta": "assistants=v2"}
 

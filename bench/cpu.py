@@ -1,0 +1,48 @@
+"""CPU time per process group of a running local stack, from /proc: where a run's cost goes."""
+
+import json
+import os
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for p in Path("/proc").glob("[0-9]*"):
+        st = _stat(int(p.name))
+        if st:
+            parents[int(p.name)] = int(st[1])
+    out, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
+        out += frontier
+    return out
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        st = _stat(pid)
+        if st:
+            total += (int(st[11]) + int(st[12])) / _TICK
+    return total
+
+
+def groups(state_dir: Path) -> dict[str, list[int]]:
+    pids = json.loads((state_dir / "stack.json").read_text())["pids"]
+    postmaster = int((state_dir / "pg" / "postmaster.pid").read_text().split()[0])
+    out = {name: _descendants(pid) for name, pid in pids.items()}
+    out["postgres"] = _descendants(postmaster)
+    return out
+
+
+def sample(state_dir: Path) -> dict[str, float]:
+    return {name: _cpu(pids) for name, pids in groups(state_dir).items()}

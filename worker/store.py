@@ -1,0 +1,93 @@
+"""The run engine's database access: SQLAlchemy Core statements on one connection per worker process.
+
+The ORM session's bookkeeping (identity map, unit of work, autoflush) cost more than the statements
+themselves on this hot path; Core keeps the column knowledge in shared/models.py and drops the rest.
+"""
+
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Table, inspect, select, update
+from sqlalchemy import insert as sa_insert
+from sqlmodel import SQLModel
+
+from shared.db import sync_engine
+from shared.models import Message, Run, RunStep
+
+M = TypeVar("M", bound=SQLModel)
+
+
+@lru_cache
+def _columns(model: type[SQLModel]) -> tuple[tuple[str, str], ...]:
+    """(attribute, column) pairs: they differ where a column is named like a reserved attribute (metadata)."""
+    return tuple((attr.key, attr.columns[0].name) for attr in inspect(model).column_attrs)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+def from_row(model: type[M], row: Any) -> M:
+    data = row._mapping
+    return model(**{attr: data[col] for attr, col in _columns(model) if col in data})
+
+
+def to_row(obj: SQLModel, *, skip: tuple[str, ...] = ("seq",)) -> dict[str, Any]:
+    return {col: getattr(obj, attr) for attr, col in _columns(type(obj)) if attr not in skip}
+
+
+def column_values(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+    names = dict(_columns(model))
+    return {names[k]: v for k, v in values.items()}
+
+
+def connect() -> Connection:
+    return sync_engine().connect()
+
+
+def load_run(conn: Connection, run_id: str, *, lock: bool = False) -> Run | None:
+    stmt = select(_table(Run)).where(_table(Run).c.id == run_id)
+    row = conn.execute(stmt.with_for_update() if lock else stmt).first()
+    return from_row(Run, row) if row is not None else None
+
+
+def cas_run(conn: Connection, run: Run, values: dict[str, Any]) -> bool:
+    """UPDATE the run only if it is still at run.step_seq; True if it was."""
+    t = _table(Run)
+    done = conn.execute(update(t).where(t.c.id == run.id, t.c.step_seq == run.step_seq)
+                        .values(**column_values(Run, values)).returning(t.c.id)).first()
+    return done is not None
+
+
+def heartbeat(conn: Connection, run_id: str, at: float) -> None:
+    t = _table(Run)
+    conn.execute(update(t).where(t.c.id == run_id).values(heartbeat_at=at))
+
+
+def thread_messages(conn: Connection, thread_id: str) -> list[Message]:
+    t = _table(Message)
+    rows = conn.execute(select(t.c.role, t.c.content).where(t.c.thread_id == thread_id).order_by(t.c.seq))
+    return [Message(id="", project_id="", thread_id=thread_id, created_at=0, role=r.role, content=r.content)
+            for r in rows]
+
+
+def run_steps(conn: Connection, run_id: str) -> list[RunStep]:
+    t = _table(RunStep)
+    return [from_row(RunStep, r) for r in conn.execute(select(t).where(t.c.run_id == run_id).order_by(t.c.seq))]
+
+
+def add(conn: Connection, obj: SQLModel) -> None:
+    conn.execute(insert_stmt(type(obj)), to_row(obj))
+
+
+@lru_cache
+def insert_stmt(model: type[SQLModel]) -> Any:
+    return sa_insert(_table(model))
+
+
+def close_open_steps(conn: Connection, run_id: str, status: str, stamp_column: str | None, at: int) -> None:
+    t = _table(RunStep)
+    values: dict[str, Any] = {"status": status}
+    if stamp_column:
+        values[stamp_column] = at
+    conn.execute(update(t).where(t.c.run_id == run_id, t.c.status == "in_progress").values(**values))
