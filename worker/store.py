@@ -4,41 +4,15 @@ The ORM session's bookkeeping (identity map, unit of work, autoflush) cost more 
 themselves on this hot path; Core keeps the column knowledge in shared/models.py and drops the rest.
 """
 
-from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Connection, Table, inspect, select, update
-from sqlalchemy import insert as sa_insert
+from sqlalchemy import Connection, select, update
 from sqlmodel import SQLModel
 
 from shared.db import sync_engine
 from shared.models import Message, Run, RunStep
-
-M = TypeVar("M", bound=SQLModel)
-
-
-@lru_cache
-def _columns(model: type[SQLModel]) -> tuple[tuple[str, str], ...]:
-    """(attribute, column) pairs: they differ where a column is named like a reserved attribute (metadata)."""
-    return tuple((attr.key, attr.columns[0].name) for attr in inspect(model).column_attrs)
-
-
-def _table(model: type[SQLModel]) -> Table:
-    return model.__table__  # type: ignore[attr-defined, no-any-return]
-
-
-def from_row(model: type[M], row: Any) -> M:
-    data = row._mapping
-    return model(**{attr: data[col] for attr, col in _columns(model) if col in data})
-
-
-def to_row(obj: SQLModel, *, skip: tuple[str, ...] = ("seq",)) -> dict[str, Any]:
-    return {col: getattr(obj, attr) for attr, col in _columns(type(obj)) if attr not in skip}
-
-
-def column_values(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
-    names = dict(_columns(model))
-    return {names[k]: v for k, v in values.items()}
+from shared.rows import column_values, from_row, insert_stmt, to_row
+from shared.rows import table as _table
 
 
 def connect() -> Connection:
@@ -78,11 +52,6 @@ def run_steps(conn: Connection, run_id: str) -> list[RunStep]:
 
 def add(conn: Connection, obj: SQLModel) -> None:
     conn.execute(insert_stmt(type(obj)), to_row(obj))
-
-
-@lru_cache
-def insert_stmt(model: type[SQLModel]) -> Any:
-    return sa_insert(_table(model))
 
 
 def close_open_steps(conn: Connection, run_id: str, status: str, stamp_column: str | None, at: int) -> None:

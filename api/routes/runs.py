@@ -35,8 +35,7 @@ async def _started(run: Run, version: VersionDep, stream: bool | None,
 @router.post("/threads/{thread_id}/runs", response_model=None)
 async def create_run(thread_id: str, body: RunCreate, session: SessionDep, project_id: ProjectDep,
                      version: VersionDep) -> dict[str, Any] | StreamingResponse:
-    t = await thread_svc.get(session, project_id=project_id, thread_id=thread_id)
-    run = await svc.create(session, thread=t, body=body, version=version)
+    run = await svc.create(session, project_id=project_id, thread_id=thread_id, body=body, version=version)
     await session.commit()
     return await _started(run, version, body.stream)
 
@@ -48,7 +47,7 @@ async def create_thread_and_run(body: ThreadAndRunCreate, session: SessionDep, p
     if body.tool_resources is not None:
         thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})
     t = await thread_svc.create(session, project_id=project_id, body=thread_body, version=version)
-    run = await svc.create(session, thread=t, body=body, version=version)
+    run = await svc.create(session, project_id=project_id, thread_id=t.id, body=body, version=version)
     await session.commit()
     return await _started(run, version, body.stream, before=[("thread.created", thread_svc.render(t, "v2"))])
 

@@ -5,7 +5,7 @@ model. Every change goes through the state machine and bumps `step_seq`, which i
 import time
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,34 +14,45 @@ from api.deps import Version
 from api.errors import APIError, not_found
 from api.schemas.common import ResponseFormatObject
 from api.schemas.runs import NamedToolChoice, RunCreate, SubmitToolOutputs, ThreadAndRunCreate
-from api.services import assistants as assistant_svc
 from api.services import threads as thread_svc
 from api.shapes import canonical_tools
 from shared.ids import new_id, now
 from shared.models import ACTIVE_RUN_STATUSES, Run, RunStep, Thread
+from shared.rows import insert_stmt, to_row
 from shared.runstate import Decision, Effect, Event, InvalidTransition, Status, transition
 
 RUN_LIFETIME = 600  # seconds from creation to expiry, as on OpenAI
 V2_ONLY_RUN_FIELDS = {"parallel_tool_calls"}
 
 
-async def lock_thread(session: AsyncSession, thread: Thread) -> None:
-    """Serialise writers of one thread (run creation, user messages) on its row, so that the active-run check
-    and the write after it cannot interleave with another replica's."""
-    await session.exec(select(Thread.id).where(Thread.id == thread.id).with_for_update())
+# One round trip: the thread (scoped to the project), locked against concurrent writers, with its active run.
+# Run creation and user messages both take this lock, so the check and the write after it cannot interleave
+# with another replica's; the partial unique index on run(thread_id) stays the last word for runs.
+_LOCK_THREAD = text(
+    "SELECT (SELECT r.id FROM run r WHERE r.thread_id = t.id AND r.status IN "
+    f"({', '.join(repr(s) for s in ACTIVE_RUN_STATUSES)}) LIMIT 1) AS active_run "
+    "FROM thread t WHERE t.id = :thread_id AND t.project_id = :project_id FOR UPDATE OF t")
+
+_ASSISTANT = text(
+    "SELECT a.id, a.model, a.instructions, a.tools, a.temperature, a.top_p, a.response_format, "
+    "COALESCE((SELECT array_agg(f.file_id ORDER BY f.seq) FROM assistant_file f WHERE f.assistant_id = a.id),"
+    " '{}') AS file_ids FROM assistant a WHERE a.id = :assistant_id AND a.project_id = :project_id")
 
 
-async def active_run(session: AsyncSession, thread_id: str) -> Run | None:
-    return (await session.exec(select(Run).where(Run.thread_id == thread_id,
-                                                 col(Run.status).in_(ACTIVE_RUN_STATUSES)))).first()
+async def lock_thread(session: AsyncSession, *, project_id: str, thread_id: str) -> str | None:
+    """Lock the thread row; returns the id of its active run, if any. 404 if no such thread."""
+    conn = await session.connection()
+    row = (await conn.execute(_LOCK_THREAD, {"thread_id": thread_id, "project_id": project_id})).first()
+    if row is None:
+        raise not_found("thread", thread_id)
+    return row.active_run  # type: ignore[no-any-return]
 
 
 async def refuse_if_active(session: AsyncSession, thread: Thread) -> None:
     """A user message may not join a thread while one of its runs is active."""
-    await lock_thread(session, thread)
-    run = await active_run(session, thread.id)
-    if run is not None:
-        raise APIError(400, f"Can't add messages to {thread.id} while a run {run.id} is active.",
+    active = await lock_thread(session, project_id=thread.project_id, thread_id=thread.id)
+    if active is not None:
+        raise APIError(400, f"Can't add messages to {thread.id} while a run {active} is active.",
                        code="thread_locked")
 
 
@@ -65,21 +76,28 @@ def _response_format(rf: Any) -> Any:
     return None if rf in (None, "none") else rf
 
 
-async def create(session: AsyncSession, *, thread: Thread, body: RunCreate | ThreadAndRunCreate,
+async def create(session: AsyncSession, *, project_id: str, thread_id: str, body: RunCreate | ThreadAndRunCreate,
                  version: Version) -> Run:
     """Insert a queued run (the caller commits, then publishes and enqueues)."""
-    assistant = await assistant_svc.get(session, project_id=thread.project_id, assistant_id=body.assistant_id)
     if version == "v1" and body.model_fields_set & V2_ONLY_RUN_FIELDS:
         name = sorted(body.model_fields_set & V2_ONLY_RUN_FIELDS)[0]
         raise APIError(400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
+    active = await lock_thread(session, project_id=project_id, thread_id=thread_id)
+    conn = await session.connection()
+    assistant = (await conn.execute(_ASSISTANT, {"assistant_id": body.assistant_id,
+                                                 "project_id": project_id})).first()
+    if assistant is None:
+        raise not_found("assistant", body.assistant_id)
+    if active is not None:
+        raise _thread_busy(thread_id, active)
     tools = canonical_tools(body.tools, version) if body.tools is not None else assistant.tools
     created = now()
     run = Run(
-        id=new_id("run"), project_id=thread.project_id, thread_id=thread.id, assistant_id=assistant.id,
+        id=new_id("run"), project_id=project_id, thread_id=thread_id, assistant_id=assistant.id,
         created_at=created, status=Status.QUEUED.value, model=body.model or assistant.model,
         instructions=body.instructions if "instructions" in body.model_fields_set else assistant.instructions,
         additional_instructions=getattr(body, "additional_instructions", None), tools=tools,
-        file_ids=await assistant_svc.file_ids(session, assistant_id=assistant.id), meta=body.metadata,
+        file_ids=list(assistant.file_ids), meta=body.metadata,
         temperature=body.temperature if body.temperature is not None else assistant.temperature,
         top_p=body.top_p if body.top_p is not None else assistant.top_p,
         response_format=_response_format(body.response_format) if body.response_format is not None
@@ -91,19 +109,17 @@ async def create(session: AsyncSession, *, thread: Thread, body: RunCreate | Thr
         truncation_strategy=body.truncation_strategy.model_dump() if body.truncation_strategy else None,
         expires_at=created + RUN_LIFETIME,
     )
-    await lock_thread(session, thread)
-    existing = await active_run(session, thread.id)
-    if existing is not None:
-        raise _thread_busy(thread.id, existing.id)
-    for i, extra in enumerate(getattr(body, "additional_messages", None) or []):
-        await thread_svc.add_message(session, thread=thread, body=extra, version=version,
-                                     param=f"additional_messages[{i}]")
-    session.add(run)
+    extra = getattr(body, "additional_messages", None) or []
+    if extra:
+        thread = Thread(id=thread_id, project_id=project_id, created_at=created)
+        for i, message in enumerate(extra):
+            await thread_svc.add_message(session, thread=thread, body=message, version=version,
+                                         param=f"additional_messages[{i}]")
     try:
-        await session.flush()
+        await conn.execute(insert_stmt(Run), to_row(run))
     except IntegrityError as exc:  # the partial unique index: another replica's run won the race
         await session.rollback()
-        raise _thread_busy(thread.id, None) from exc
+        raise _thread_busy(thread_id, None) from exc
     return run
 
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import Version
@@ -14,6 +14,7 @@ from api.shapes import V1_ONLY, V2_ONLY, check_fields
 from shared import wire
 from shared.ids import new_id, now
 from shared.models import Message, Thread
+from shared.rows import insert_stmt, to_row
 
 MAX_THREAD_MESSAGES = 32
 
@@ -57,8 +58,7 @@ async def create(session: AsyncSession, *, project_id: str, body: ThreadCreate, 
                        param="messages", code="array_above_max_length")
     t = Thread(id=new_id("thread"), project_id=project_id, created_at=now(), meta=body.metadata)
     await _apply_resources(session, t, body)
-    session.add(t)
-    await session.flush()
+    await insert(session, t)
     for i, m in enumerate(messages):
         await add_message(session, thread=t, body=m, version=version, param=f"messages[{i}]")
     return t
@@ -104,9 +104,13 @@ async def add_message(session: AsyncSession, *, thread: Thread, body: MessageCre
                                   param=f"{prefix}content")
     m = Message(id=new_id("message"), project_id=thread.project_id, thread_id=thread.id, created_at=now(),
                 role=body.role, content=_content_parts(body.content), attachments=attachments, meta=body.metadata)
-    session.add(m)
-    await session.flush()
+    await insert(session, m)
     return m
+
+
+async def insert(session: AsyncSession, obj: SQLModel) -> None:
+    """A plain INSERT on the session's transaction: these rows are written once and not touched again here."""
+    await (await session.connection()).execute(insert_stmt(type(obj)), to_row(obj))
 
 
 def render(t: Thread, version: Version) -> dict[str, Any]:
