@@ -34,8 +34,12 @@ def encode(event: str, data: Any) -> dict[str, str]:
     return {"event": event, "data": data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))}
 
 
-def publish(r: "redis.Redis[bytes]", run_id: str, events: list[tuple[str, Any]]) -> None:
-    """Append events in order (one round trip)."""
+def publish(r: "redis.Redis[bytes]", run_id: str, events: list[tuple[str, Any]], *, refresh_ttl: bool = True) -> None:
+    """Append events in order (one round trip). Token deltas pass refresh_ttl=False: the stream's expiry is
+    set by the events around them, and a lone XADD skips the pipeline's client-side cost."""
+    if len(events) == 1 and not refresh_ttl:
+        r.xadd(key(run_id), encode(*events[0]), maxlen=MAX_ENTRIES, approximate=True)
+        return
     pipe = r.pipeline(transaction=False)
     for event, data in events:
         pipe.xadd(key(run_id), encode(event, data), maxlen=MAX_ENTRIES, approximate=True)

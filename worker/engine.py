@@ -99,8 +99,8 @@ class Engine:
             self.redis.delete(events.cancel_key(run.id))
             self._publish(run.id, [(announce, wire.run(run)), (events.DONE, "[DONE]")])
 
-    def _publish(self, run_id: str, items: list[tuple[str, Any]]) -> None:
-        events.publish(self.redis, run_id, items)
+    def _publish(self, run_id: str, items: list[tuple[str, Any]], refresh_ttl: bool = True) -> None:
+        events.publish(self.redis, run_id, items, refresh_ttl=refresh_ttl)
 
     # ---- one model call ----------------------------------------------------------------------------------
     def _model_step(self, conn: Connection, run: Run, announce: list[tuple[str, Any]]) -> None:
@@ -233,7 +233,7 @@ class _LiveStep:
             items = self.message_opening(self.created)
         items.append(("thread.message.delta", {"id": self.message_id, "object": "thread.message.delta", "delta": {
             "content": [{"index": 0, "type": "text", "text": {"value": piece, "annotations": []}}]}}))
-        self.engine._publish(self.run.id, items)
+        self.engine._publish(self.run.id, items, refresh_ttl=len(items) > 1)
 
     def tool_delta(self, index: int, call: model.ToolCall, piece: str) -> None:
         items: list[tuple[str, Any]] = []
