@@ -63,7 +63,19 @@ class Engine:
                 announce.append(("thread.run.in_progress", wire.run(run)))
             elif status != Status.IN_PROGRESS:
                 return  # requires_action: the client acts next
-            self._model_step(conn, run, announce)
+            try:
+                self._model_step(conn, run, announce)
+            except Exception:
+                # A bug or a lost database must not leave the run in progress until it expires: fail it
+                # (if it is still ours), then let Celery record the error.
+                log.exception("run %s: step failed unexpectedly", run.id)
+                conn.rollback()
+                current = store.load_run(conn, run.id)
+                if current is not None and current.step_seq == run.step_seq and current.status == "in_progress":
+                    self._finish(conn, current, Event.FAIL, "thread.run.failed",
+                                 last_error={"code": "server_error", "message": "The server had an error while "
+                                             "processing this run."})
+                raise
 
     # ---- state changes -----------------------------------------------------------------------------------
     def _cas(self, conn: Connection, run: Run, event: Event, **changes: Any) -> bool:
