@@ -1,1 +1,3 @@
-"""code_interpreter sandboxes: throwaway, locked-down Docker containers (arrives with the code_interpreter issue)."""
+"""code_interpreter sandboxes. `repl.py` is the stdlib-only REPL server that runs inside each container; the
+container manager (hardened throwaway containers, warm pool, file transfer) arrives with the code_interpreter
+issue."""
