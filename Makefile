@@ -4,7 +4,7 @@ VENV    := .venv
 V1VENV  := .venv-v1
 BIN     := $(VENV)/bin
 
-.PHONY: up down test lint unit sdk-v2 sdk-v1 conformance system-deps clean
+.PHONY: up down test lint unit sdk-v2 sdk-v1 conformance system-deps sandbox-image clean
 
 ## Python environment for the project (API, workers, tests with the current openai SDK).
 $(VENV)/.installed: pyproject.toml | system-deps
@@ -55,6 +55,10 @@ sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
 	STACK_PYTHON=$(abspath $(BIN))/python $(V1VENV)/bin/pytest tests/v1 -q -p no:cacheprovider
 
 test: lint unit sdk-v2 sdk-v1
+
+## The code_interpreter sandbox image, built without a registry (needs a running Docker engine).
+sandbox-image:
+	sandbox/image/build.sh
 
 clean:
 	-$(BIN)/python -m deploy.local.stack down

@@ -124,6 +124,11 @@ class Session:
             if value is not None and not _is_figure_like(value):
                 print(repr(value))
 
+    def skip_logs(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.offset = os.path.getsize(self.capture_path)
+
     def _read_logs(self, max_output: int) -> tuple[str, bool]:
         with open(self.capture_path, "rb") as f:
             f.seek(self.offset)
@@ -170,6 +175,7 @@ def main(argv: list[str]) -> int:
     workdir = argv[argv.index("--workdir") + 1] if "--workdir" in argv else None
     session = Session(workdir)
     loaded = session.preload([m for m in preload if m])
+    session.skip_logs()  # what the imports printed (warnings) is not the first call's output
     session.reply({"ready": True, "pid": os.getpid(), "preloaded": loaded,
                    "python": sys.version.split()[0]})
     for line in session.requests:
