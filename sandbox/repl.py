@@ -50,7 +50,9 @@ class Session:
         os.dup2(devnull, 0)  # input() in the user's code must not eat protocol lines
         os.close(devnull)
         sys.stdin = open(os.devnull)  # noqa: SIM115
-        tmp_fd, self.capture_path = tempfile.mkstemp(prefix="repl-logs-")
+        # The capture file lives apart from the user's /tmp (REPL_LOG_DIR, a small tmpfs of its own in the
+        # container), so code that fills /tmp does not also silence the session's output.
+        tmp_fd, self.capture_path = tempfile.mkstemp(prefix="repl-logs-", dir=os.environ.get("REPL_LOG_DIR"))
         os.close(tmp_fd)
         # O_APPEND: every writer appends, so the file can be emptied under them (see _read_logs).
         capture_fd = os.open(self.capture_path, os.O_WRONLY | os.O_APPEND)
@@ -61,7 +63,6 @@ class Session:
                                       write_through=True)
         sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), encoding="utf-8", line_buffering=True,
                                       write_through=True)
-        self.offset = 0
         if workdir and os.path.isdir(workdir):
             os.chdir(workdir)
         signal.signal(signal.SIGALRM, _on_alarm)
@@ -127,17 +128,14 @@ class Session:
     def skip_logs(self) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        self.offset = os.path.getsize(self.capture_path)
+        os.truncate(self.capture_path, 0)
 
     def _read_logs(self, max_output: int) -> tuple[str, bool]:
         with open(self.capture_path, "rb") as f:
-            f.seek(self.offset)
             data = f.read(max_output + 1)
-            end = f.seek(0, os.SEEK_END)
-        self.offset = end
-        if end > 8 * 1024 * 1024:  # what was read is not needed again: keep the file (and the disk) small
-            os.truncate(self.capture_path, 0)
-            self.offset = 0
+        # What was read is not needed again: empty the file so one chatty call cannot fill the disk for the next.
+        # Writers hold it with O_APPEND, so they carry on at the new end.
+        os.truncate(self.capture_path, 0)
         truncated = len(data) > max_output
         text = data[:max_output].decode("utf-8", "replace")
         if len(data) > max_output:

@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     run_stale_waiting_seconds: float = 30.0
     run_stale_running_seconds: float = 120.0
 
+    # code_interpreter sandboxes (Docker; DOCKER_HOST points the workers at the engine, which may be remote).
+    sandbox_image: str = "assistants-sandbox:latest"
+    sandbox_runtime: str = ""  # e.g. "runsc" (gVisor) when registered with the engine; empty: Docker's default
+    sandbox_memory_mb: int = 512
+    sandbox_cpus: float = 1.0
+    sandbox_pids: int = 128
+    sandbox_data_mb: int = 256  # /mnt/data is a size-limited tmpfs volume
+    sandbox_file_mb: int = 100  # largest single file the code may write
+    sandbox_timeout_seconds: float = 60.0  # per call, soft (inside) and hard (the container is killed)
+    sandbox_max_output_bytes: int = 64 * 1024
+
     # Transient upstream errors (429, 5xx, timeouts, dropped connections) are retried this often, backing off.
     llm_max_retries: int = 3
 

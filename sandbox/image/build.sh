@@ -32,5 +32,6 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   tar -C "$root" -c . | docker import - "$BASE" >/dev/null
 fi
 
-docker build -q -t "$IMAGE" --build-arg BASE="$BASE" -f sandbox/image/Dockerfile sandbox >/dev/null
+docker build -q -t "$IMAGE" --build-arg BASE="$BASE" -f sandbox/image/Dockerfile sandbox \
+  >/var/tmp/sandbox-build.log 2>&1 || { cat /var/tmp/sandbox-build.log; exit 1; }
 echo "built sandbox image $IMAGE"

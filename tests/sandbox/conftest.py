@@ -1,0 +1,31 @@
+"""Sandbox tests need a Docker engine and the sandbox image (`make sandbox-deps sandbox-image` provides both)."""
+
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from sandbox.container import LABEL, Sandbox
+from shared.config import get_settings
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    dc = docker.from_env()
+    dc.ping()  # fails loudly (no skip) when the engine is missing: the Makefile installs and starts it
+    dc.images.get(get_settings().sandbox_image)
+    return dc
+
+
+@pytest.fixture
+def box(docker_client: docker.DockerClient) -> Iterator[Sandbox]:
+    b = Sandbox.start(labels={"assistants.thread": "thread_test"}, docker_client=docker_client)
+    yield b
+    b.destroy()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftovers(docker_client: docker.DockerClient) -> Iterator[None]:
+    yield
+    left = docker_client.containers.list(all=True, filters={"label": LABEL})
+    assert left == [], f"sandbox containers left behind: {[c.name for c in left]}"
