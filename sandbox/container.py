@@ -57,10 +57,10 @@ class Sandbox:
     # ---- lifecycle ---------------------------------------------------------------------------------------
     @classmethod
     def start(cls, *, labels: dict[str, str] | None = None, settings: Settings | None = None,
-              docker_client: docker.DockerClient | None = None) -> "Sandbox":
+              docker_client: docker.DockerClient | None = None, name: str | None = None) -> "Sandbox":
         s = settings or get_settings()
         dc = docker_client or client()
-        name = f"sandbox-{uuid.uuid4().hex[:16]}"
+        name = name or f"sandbox-{uuid.uuid4().hex[:16]}"
         tags = {LABEL: "1", **(labels or {})}
         volume = dc.volumes.create(name=name, driver="local", labels=tags, driver_opts={
             "type": "tmpfs", "device": "tmpfs",
@@ -74,7 +74,9 @@ class Sandbox:
         else:
             kwargs["pids_limit"] = s.sandbox_pids
         container = dc.containers.create(
-            s.sandbox_image, name=name, stdin_open=True, tty=False, network_mode="none", cap_drop=["ALL"],
+            # detach=True keeps StdinOnce off: the REPL's stdin must outlive each worker's attach.
+            s.sandbox_image, name=name, stdin_open=True, detach=True, tty=False, network_mode="none",
+            cap_drop=["ALL"],
             security_opt=["no-new-privileges"], read_only=True, user=f"{SANDBOX_UID}:{SANDBOX_UID}",
             mem_limit=f"{s.sandbox_memory_mb}m", memswap_limit=f"{s.sandbox_memory_mb}m",
             nano_cpus=int(s.sandbox_cpus * 1e9), ulimits=limits, init=True, labels=tags,
@@ -89,6 +91,21 @@ class Sandbox:
             _remove(dc, container, volume.name)
             raise
         return box
+
+    @classmethod
+    def attach(cls, container: Container, *, settings: Settings | None = None) -> "Sandbox":
+        """Take over a running session (another worker may have started it): attach to its REPL afresh."""
+        container.reload()
+        if container.status != "running":
+            raise SandboxError(f"sandbox {container.name} is {container.status}")
+        volume = next(m["Name"] for m in container.attrs["Mounts"] if m.get("Destination") == "/mnt/data")
+        sock = container.attach_socket(params={"stdin": 1, "stdout": 1, "stream": 1})
+        return cls(container, volume, sock, settings or get_settings())
+
+    def detach(self) -> None:
+        """Let go of the session, leaving it running for the next call (of this worker or another)."""
+        with contextlib.suppress(OSError):
+            self._sock.close()
 
     def destroy(self) -> None:
         self.alive = False
@@ -105,7 +122,10 @@ class Sandbox:
                    "max_output": self.settings.sandbox_max_output_bytes}
         try:
             _raw(self._sock).sendall((json.dumps(request) + "\n").encode())
-            reply = self._read_message(deadline=time.monotonic() + timeout + HARD_DEADLINE_GRACE)
+            deadline = time.monotonic() + timeout + HARD_DEADLINE_GRACE
+            reply = self._read_message(deadline)
+            while reply.get("id") != request["id"]:  # a reply meant for a worker that died mid-call
+                reply = self._read_message(deadline)
         except TimeoutError:
             self._kill()
             return Result(status="timeout", reset=True, error={

@@ -1,9 +1,13 @@
 """Sandbox tests need a Docker engine and the sandbox image (`make sandbox-deps sandbox-image` provides both)."""
 
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 
 import docker
 import pytest
+import redis
 
 from sandbox.container import LABEL, Sandbox
 from shared.config import get_settings
@@ -29,3 +33,26 @@ def no_leftovers(docker_client: docker.DockerClient) -> Iterator[None]:
     yield
     left = docker_client.containers.list(all=True, filters={"label": LABEL})
     assert left == [], f"sandbox containers left behind: {[c.name for c in left]}"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[redis.Redis]:
+    """A private Redis (Debian's redis-server) for the pool's claims."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    yield client
+    proc.kill()
+    proc.wait()

@@ -1,0 +1,83 @@
+"""Thread-bound sessions from a warm pool."""
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+import redis
+
+from sandbox.container import LABEL
+from sandbox.pool import Pool, thread_container_name
+
+
+@pytest.fixture
+def pool(docker_client: docker.DockerClient, redis_server: redis.Redis) -> Iterator[Pool]:
+    yield Pool(docker_client, redis_server)
+    for c in docker_client.containers.list(all=True, filters={"label": LABEL}):
+        c.remove(force=True)
+    for v in docker_client.volumes.list(filters={"label": LABEL}):
+        v.remove(force=True)
+
+
+def thread_id() -> str:
+    return f"thread_{uuid.uuid4().hex[:12]}"
+
+
+def test_a_session_from_the_pool_is_fast_and_keeps_state(pool: Pool, docker_client: docker.DockerClient) -> None:
+    assert pool.warm(2) == 2 and pool.warm(2) == 0
+    t = thread_id()
+    started = time.monotonic()
+    box, new = pool.session(t)
+    out = box.run("import numpy\nx = 7\nprint(1)")
+    first_call = time.monotonic() - started
+    assert new and out.logs == "1\n" and first_call < 1.0, first_call  # no container start, no imports
+    box.detach()
+    again, new = pool.session(t)  # e.g. another worker, the next run on the thread
+    assert not new and again.container.id == box.container.id
+    assert again.run("x * 6").logs == "42\n"
+    again.detach()
+    assert len(pool._free()) == 1
+    other, _ = pool.session(thread_id())
+    assert other.container.id != box.container.id  # never shared between threads
+    assert other.run("'x' in dir()").logs == "False\n"
+    other.detach()
+    pool.end(t)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(thread_container_name(t))
+
+
+def test_racing_workers_give_each_thread_one_container(pool: Pool) -> None:
+    pool.warm(1)
+    threads = [thread_id() for _ in range(3)]
+    got: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def take(t: str) -> None:
+        box, _ = pool.session(t)
+        with lock:
+            got[t] = box.container.id
+        box.detach()
+
+    workers = [threading.Thread(target=take, args=(t,)) for t in threads]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(set(got.values())) == 3  # one claimed from the pool, the others started cold
+
+
+def test_a_reply_meant_for_a_dead_worker_is_skipped(pool: Pool) -> None:
+    t = thread_id()
+    box, _ = pool.session(t)
+    # A worker sends a request and dies before reading the answer.
+    box._sock._sock.sendall((json.dumps({"id": "lost", "code": "import time\ntime.sleep(0.3)\n'old'"}) + "\n")
+                            .encode())
+    box.detach()
+    fresh, new = pool.session(t)
+    assert not new
+    assert fresh.run("'new'").logs == "'new'\n"
+    fresh.detach()
