@@ -31,7 +31,7 @@ PG_PORT ?= 5433
 REDIS_PORT ?= 6380
 FLOWER_PORT ?= 5555
 
-up: system-deps $(VENV)/.installed
+up: system-deps $(VENV)/.installed sandbox-image
 	@$(BIN)/python -m deploy.local.stack up --api-port $(API_PORT) --pg-port $(PG_PORT) \
 	  --redis-port $(REDIS_PORT) --flower-port $(FLOWER_PORT)
 
@@ -45,7 +45,7 @@ lint: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
-sdk-v2: system-deps $(VENV)/.installed
+sdk-v2: system-deps $(VENV)/.installed sandbox-image
 	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox -q
 
 conformance: system-deps $(VENV)/.installed
@@ -54,7 +54,7 @@ conformance: system-deps $(VENV)/.installed
 sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
 	STACK_PYTHON=$(abspath $(BIN))/python $(V1VENV)/bin/pytest tests/v1 -q -p no:cacheprovider
 
-test: lint unit sdk-v2 sdk-v1 sandbox-test
+test: lint unit sandbox-test sdk-v2 sdk-v1
 
 ## A Docker engine for code_interpreter sandboxes: installed from Debian and started here when missing.
 ## (With DOCKER_HOST set, the engine is elsewhere and nothing is installed.)

@@ -19,7 +19,7 @@ from shared import events, wire
 from shared.ids import now
 from shared.models import Message, Run, RunStep
 from shared.runstate import TERMINAL, Effect, Event, Status, transition
-from worker import model, prompt, store
+from worker import code_tool, model, prompt, store
 
 log = logging.getLogger("worker.engine")
 
@@ -50,14 +50,14 @@ class Engine:
                 return  # stale, redelivered or overtaken: someone already moved this run on
             status = Status(run.status)
             if status == Status.CANCELLING:
-                self._finish(conn, run, Event.CANCEL_DONE, "thread.run.cancelled")
+                self.finish(conn, run, Event.CANCEL_DONE, "thread.run.cancelled")
                 return
             if run.expires_at is not None and now() >= run.expires_at:
-                self._finish(conn, run, Event.EXPIRE, "thread.run.expired")
+                self.finish(conn, run, Event.EXPIRE, "thread.run.expired")
                 return
             announce: list[tuple[str, Any]] = []
             if status == Status.QUEUED:
-                if not self._cas(conn, run, Event.START, started_at=run.started_at or now(),
+                if not self.apply(conn, run, Event.START, started_at=run.started_at or now(),
                                  heartbeat_at=time.time()):
                     return
                 announce.append(("thread.run.in_progress", wire.run(run)))
@@ -72,13 +72,13 @@ class Engine:
                 conn.rollback()
                 current = store.load_run(conn, run.id)
                 if current is not None and current.step_seq == run.step_seq and current.status == "in_progress":
-                    self._finish(conn, current, Event.FAIL, "thread.run.failed",
+                    self.finish(conn, current, Event.FAIL, "thread.run.failed",
                                  last_error={"code": "server_error", "message": "The server had an error while "
                                              "processing this run."})
                 raise
 
     # ---- state changes -----------------------------------------------------------------------------------
-    def _cas(self, conn: Connection, run: Run, event: Event, **changes: Any) -> bool:
+    def apply(self, conn: Connection, run: Run, event: Event, **changes: Any) -> bool:
         """Apply `event` if the run is still at the step we read; False if it moved on meanwhile."""
         decision = transition(Status(run.status), event)
         values: dict[str, Any] = {"status": decision.status.value, "step_seq": run.step_seq + 1, **changes}
@@ -105,13 +105,13 @@ class Engine:
             store.close_open_steps(conn, run.id, decision.status.value if column else "completed", column, t)
         return True
 
-    def _finish(self, conn: Connection, run: Run, event: Event, announce: str, **changes: Any) -> None:
-        if self._cas(conn, run, event, **changes):
+    def finish(self, conn: Connection, run: Run, event: Event, announce: str, **changes: Any) -> None:
+        if self.apply(conn, run, event, **changes):
             conn.commit()
             self.redis.delete(events.cancel_key(run.id))
-            self._publish(run.id, [(announce, wire.run(run)), (events.DONE, "[DONE]")])
+            self.publish(run.id, [(announce, wire.run(run)), (events.DONE, "[DONE]")])
 
-    def _publish(self, run_id: str, items: list[tuple[str, Any]], refresh_ttl: bool = True) -> None:
+    def publish(self, run_id: str, items: list[tuple[str, Any]], refresh_ttl: bool = True) -> None:
         events.publish(self.redis, run_id, items, refresh_ttl=refresh_ttl)
 
     # ---- one model call ----------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class Engine:
         steps = store.run_steps(conn, run.id)
         conn.commit()  # end the transaction before the model call, which can take minutes
         if announce:
-            self._publish(run.id, announce)
+            self.publish(run.id, announce)
         upstream = model.upstream_model(run.model)
         window = model.context_window(upstream)
         reserve = run.max_completion_tokens or min(1024, window // 4)
@@ -139,7 +139,7 @@ class Engine:
             return  # cancelled: the cancel's own task finishes the run
         except model.ModelError as err:
             log.warning("run %s failed: %s", run.id, err.message)
-            self._finish(conn, run, Event.FAIL, "thread.run.failed",
+            self.finish(conn, run, Event.FAIL, "thread.run.failed",
                          last_error={"code": err.code, "message": err.message})
             return
         self._record(conn, run, seq, result, live)
@@ -174,6 +174,21 @@ class Engine:
                 out += live.message_opening(live.created)
             out += [("thread.message.completed", wire.message(message)),
                     ("thread.run.step.completed", wire.step(step))]
+        code_calls = [c for c in result.tool_calls if code_tool.is_code_call(c.name, run.tools)]
+        if code_calls:
+            # Server-side work first: the calls go to the `code` queue, which runs them in the thread's sandbox
+            # and then either asks for the remaining function outputs or hands the run back to the model.
+            tstep = live.tool_step(live.created, [code_tool.step_entry(c.id, c.name, c.arguments)
+                                                  for c in result.tool_calls], usage)
+            store.add(conn, tstep)
+            opened = wire.step(tstep)
+            out += [("thread.run.step.created", opened), ("thread.run.step.in_progress", opened)]
+            if not self.apply(conn, run, Event.CONTINUE, usage=run_usage, heartbeat_at=time.time()):
+                return
+            conn.commit()
+            self.publish(run.id, out)
+            code_tool.enqueue(run.id, run.step_seq)
+            return
         if result.tool_calls:
             calls: list[dict[str, Any]] = [{"id": c.id, "type": "function",
                       "function": {"name": c.name, "arguments": c.arguments, "output": None}}
@@ -187,17 +202,17 @@ class Engine:
                 {"id": c["id"], "type": "function",
                  "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
                 for c in calls]}}
-            self._cas(conn, run, Event.CALLED_FUNCTIONS, required_action=required, usage=run_usage)
+            self.apply(conn, run, Event.CALLED_FUNCTIONS, required_action=required, usage=run_usage)
             announce = "thread.run.requires_action"
         elif truncated:
-            self._cas(conn, run, Event.TRUNCATED, usage=run_usage,
+            self.apply(conn, run, Event.TRUNCATED, usage=run_usage,
                       incomplete_details={"reason": "max_completion_tokens"})
             announce = "thread.run.incomplete"
         else:
-            self._cas(conn, run, Event.REPLIED, usage=run_usage)
+            self.apply(conn, run, Event.REPLIED, usage=run_usage)
             announce = "thread.run.completed"
         conn.commit()
-        self._publish(run.id, [*out, (announce, wire.run(run)), (events.DONE, "[DONE]")])
+        self.publish(run.id, [*out, (announce, wire.run(run)), (events.DONE, "[DONE]")])
 
 
 class _LiveStep:
@@ -245,9 +260,11 @@ class _LiveStep:
             items = self.message_opening(self.created)
         items.append(("thread.message.delta", {"id": self.message_id, "object": "thread.message.delta", "delta": {
             "content": [{"index": 0, "type": "text", "text": {"value": piece, "annotations": []}}]}}))
-        self.engine._publish(self.run.id, items, refresh_ttl=len(items) > 1)
+        self.engine.publish(self.run.id, items, refresh_ttl=len(items) > 1)
 
     def tool_delta(self, index: int, call: model.ToolCall, piece: str) -> None:
+        if code_tool.is_code_call(call.name, self.run.tools):
+            return  # announced whole when recorded (streaming the code as it is written comes later)
         items: list[tuple[str, Any]] = []
         sid = step_id("step_", self.run.id, self.seq, "tool_calls")
         if not self.announced_tools:
@@ -261,7 +278,7 @@ class _LiveStep:
             fn.update(name=call.name, output=None)
         items.append(("thread.run.step.delta", {"id": sid, "object": "thread.run.step.delta", "delta": {
             "step_details": {"type": "tool_calls", "tool_calls": [entry]}}}))
-        self.engine._publish(self.run.id, items)
+        self.engine.publish(self.run.id, items)
 
     def reset(self) -> None:
         """A retry starts the answer over: clients get the opening events again, which resets what they hold."""
@@ -281,8 +298,12 @@ class _LiveStep:
 
 
 def _function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tools the model is offered. Server-side tools (code_interpreter, file_search) join with their issues."""
-    return [{"type": "function", "function": t["function"]} for t in tools if t.get("type") == "function"]
+    """The tools the model is offered: the run's functions, and code_interpreter as a function the model calls
+    with Python code. (file_search joins with the retrieval issue.)"""
+    offered = [{"type": "function", "function": t["function"]} for t in tools if t.get("type") == "function"]
+    if any(t.get("type") == "code_interpreter" for t in tools):
+        offered.append(code_tool.DEFINITION)
+    return offered
 
 
 def _tool_choice(choice: Any) -> Any:

@@ -39,20 +39,32 @@ def thread_message(m: Message) -> dict[str, Any]:
     return {"role": m.role, "content": _content(m)}
 
 
+def _call(c: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """(the assistant's tool call, its output) for a function or code_interpreter call."""
+    if c.get("type") == "function":
+        fn = c["function"]
+        return ({"id": c["id"], "type": "function", "function": {"name": fn["name"], "arguments": fn["arguments"]}},
+                fn.get("output") or "")
+    if c.get("type") == "code_interpreter":
+        ci = c["code_interpreter"]
+        logs = "".join(o.get("logs", "") for o in ci.get("outputs") or [] if o.get("type") == "logs")
+        return ({"id": c["id"], "type": "function",
+                 "function": {"name": "code_interpreter", "arguments": json.dumps({"code": ci["input"]})}},
+                logs or "(no output)")
+    return None
+
+
 def tool_rounds(steps: list[RunStep]) -> list[dict[str, Any]]:
     """This run's answered tool calls: the assistant turn that asked, then one tool message per output."""
     out: list[dict[str, Any]] = []
     for s in steps:
         if s.kind != "tool_calls" or s.status != "completed":
             continue
-        calls = [c for c in s.step_details.get("tool_calls", []) if c.get("type") == "function"]
-        if not calls:
+        pairs = [p for p in map(_call, s.step_details.get("tool_calls", [])) if p is not None]
+        if not pairs:
             continue
-        out.append({"role": "assistant", "content": None, "tool_calls": [
-            {"id": c["id"], "type": "function",
-             "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}} for c in calls]})
-        out.extend({"role": "tool", "tool_call_id": c["id"], "content": c["function"].get("output") or ""}
-                   for c in calls)
+        out.append({"role": "assistant", "content": None, "tool_calls": [call for call, _ in pairs]})
+        out.extend({"role": "tool", "tool_call_id": call["id"], "content": output} for call, output in pairs)
     return out
 
 

@@ -11,6 +11,7 @@ from shared.config import get_settings
 from shared.db import sync_engine
 from shared.ids import now
 from shared.models import Run
+from worker import code_tool
 from worker.celery_app import app
 from worker.engine import Engine
 from worker.queues import Queue
@@ -26,6 +27,13 @@ def engine() -> Engine:
 def advance(run_id: str, step_seq: int) -> None:
     """Take run `run_id` one step further, if it is still at `step_seq` (otherwise this task is stale)."""
     engine().advance(run_id, step_seq)
+
+
+@app.task(name="assistants.code.execute", queue=Queue.CODE.value, acks_late=True, reject_on_worker_lost=True,
+          soft_time_limit=840, time_limit=900)
+def execute_code(run_id: str, step_seq: int) -> None:
+    """Run the code_interpreter calls of run `run_id`'s open tool step (if the run is still at `step_seq`)."""
+    code_tool.execute(engine(), run_id, step_seq)
 
 
 @app.task(name="assistants.runs.sweep", queue=Queue.RUNS.value, acks_late=False)

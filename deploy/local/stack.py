@@ -122,6 +122,10 @@ def up(args: argparse.Namespace) -> dict[str, object]:
                                        "-Q", "runs", "-c", str(args.concurrency), "-P", args.pool,
                                        "-n", f"runs@{socket.gethostname()}",
                                        "--loglevel", "INFO"], state, env)
+    # code_interpreter calls run on their own queue (and need the Docker engine).
+    pids["code-worker"] = _spawn("code-worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E",
+                                                 "-Q", "code", "-c", "2", "-n", f"code@{socket.gethostname()}",
+                                                 "--loglevel", "INFO"], state, env)
     # Exactly one beat: it expires overdue runs and re-enqueues lost steps.
     pids["beat"] = _spawn("beat", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "beat",
                                    "-s", str(state / "celerybeat-schedule"), "--loglevel", "INFO"], state, env)

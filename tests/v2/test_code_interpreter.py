@@ -1,0 +1,77 @@
+"""code_interpreter inside runs: the model writes Python, the thread's sandbox runs it, the model sees the
+output. Real containers (Docker) behind the real run engine; the model is scripted."""
+
+import io
+import json
+import uuid
+
+import openai
+
+from tests.model_server import ScriptedModel
+
+
+def code(src: str) -> dict[str, object]:
+    return {"tool_calls": [{"name": "code_interpreter", "arguments": json.dumps({"code": src})}]}
+
+
+def test_math_tutor_runs_code(client: openai.OpenAI, model: ScriptedModel) -> None:
+    word = f"c{uuid.uuid4().hex[:10]}"
+    model.script(word, code("x = (14 - 11) / 3\nprint(f'x = {x}')"), {"text": "The solution is x = 1."})
+    assistant = client.beta.assistants.create(
+        model="gpt-4-1106-preview", name="Math Tutor", tools=[{"type": "code_interpreter"}],
+        instructions="You are a personal math tutor. Write and run code to answer math questions.")
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": f"I need to solve the equation `3x + 11 = 14`. Can you help me? {word}"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    [call] = steps[0].step_details.tool_calls
+    assert call.type == "code_interpreter" and call.code_interpreter.input.startswith("x = (14 - 11) / 3")
+    assert [(o.type, o.logs) for o in call.code_interpreter.outputs] == [("logs", "x = 1.0\n")]
+    first, second = model.requests_for(word)
+    assert any(t["function"]["name"] == "code_interpreter" for t in first["tools"])
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": call.id, "content": "x = 1.0\n"}
+    assert client.beta.threads.messages.list(thread.id).data[0].content[0].text.value == "The solution is x = 1."
+
+
+def test_state_and_files_persist_across_runs_of_a_thread(client: openai.OpenAI, model: ScriptedModel) -> None:
+    word = f"c{uuid.uuid4().hex[:10]}"
+    data = client.files.create(file=("sales.csv", io.BytesIO(b"region,amount\nnorth,10\nsouth,32\n")),
+                               purpose="assistants")
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}],
+                                              tool_resources={"code_interpreter": {"file_ids": [data.id]}})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"load it {word}"}])
+    model.script(word, code("import pandas as pd\ndf = pd.read_csv('/mnt/data/sales.csv')\ndf.amount.sum()"),
+                 {"text": "Loaded."})
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    [call] = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data[0] \
+        .step_details.tool_calls
+    assert call.code_interpreter.outputs[0].logs == "42\n"
+
+    again = f"c{uuid.uuid4().hex[:10]}"
+    client.beta.threads.messages.create(thread.id, role="user", content=f"and now? {again}")
+    model.script(again, code("print(len(df), df.region.tolist())"), {"text": "Two regions."})
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    [call] = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data[0] \
+        .step_details.tool_calls
+    assert call.code_interpreter.outputs[0].logs == "2 ['north', 'south']\n"  # the variable survived
+
+
+def test_errors_reach_the_model_which_may_retry(client: openai.OpenAI, model: ScriptedModel) -> None:
+    word = f"c{uuid.uuid4().hex[:10]}"
+    model.script(word, code("1 / 0"), code("print('fixed')"), {"text": "Done after a retry."})
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [s.type for s in steps] == ["tool_calls", "tool_calls", "message_creation"]
+    assert "ZeroDivisionError: division by zero" in steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs
+    assert "ZeroDivisionError" in model.requests_for(word)[1]["messages"][-1]["content"]

@@ -1,0 +1,161 @@
+"""code_interpreter inside runs: how the model is offered it, how its calls are recorded, and the `code`
+queue's task that runs them in the thread's sandbox session.
+
+The model sees code_interpreter as a function taking Python code. A model turn that calls it ends with a
+tool_calls step in progress and the run still in progress; a task on the `code` queue runs each call in the
+thread's session (sandbox/pool.py), records its outputs on the step, and then either asks the client for the
+outputs of any function calls of the same turn (requires_action) or hands the run back to the model.
+"""
+
+import json
+import logging
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select, text
+
+from sandbox.container import Result
+from sandbox.pool import Pool
+from shared import events, wire
+from shared.blobstore import from_settings
+from shared.ids import now
+from shared.models import RunStep
+from shared.rows import from_row
+from shared.rows import table as _table
+from shared.runstate import Event
+from worker import store
+
+log = logging.getLogger("worker.code")
+
+NAME = "code_interpreter"
+EXECUTE_TASK = "assistants.code.execute"
+DEFINITION = {"type": "function", "function": {
+    "name": NAME,
+    "description": "Run Python 3 code in a stateful sandbox (variables and files persist between calls within "
+                   "this conversation). Files are in /mnt/data; save files you create there. numpy, pandas, "
+                   "matplotlib, scipy and sympy are installed; there is no internet access. Returns what the "
+                   "code prints and the value of its last expression.",
+    "parameters": {"type": "object", "properties": {"code": {"type": "string", "description": "Python code"}},
+                   "required": ["code"]}}}
+RESET_NOTE = ("\n[The sandbox session was restarted: variables, imports and files created so far are gone; "
+              "files given to the assistant were copied in again.]\n")
+
+
+def is_code_call(name: str, tools: list[dict[str, Any]]) -> bool:
+    return name == NAME and any(t.get("type") == "code_interpreter" for t in tools)
+
+
+def _code_of(arguments: str) -> str:
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return arguments  # some models send the code itself rather than JSON
+    return str(parsed.get("code", "")) if isinstance(parsed, dict) else str(parsed)
+
+
+def step_entry(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    if name == NAME:
+        return {"id": call_id, "type": "code_interpreter",
+                "code_interpreter": {"input": _code_of(arguments), "outputs": []}}
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments, "output": None}}
+
+
+def enqueue(run_id: str, step_seq: int) -> None:
+    from worker.celery_app import app
+    from worker.queues import Queue
+
+    app.send_task(EXECUTE_TASK, args=[run_id, step_seq], queue=Queue.CODE.value)
+
+
+def outputs(result: Result) -> list[dict[str, Any]]:
+    logs = result.logs
+    if result.status in ("timeout", "oom", "crashed") and result.error:
+        logs += f"\n{result.error['type']}: {result.error['message']}\n"
+    if result.reset:
+        logs += RESET_NOTE
+    out: list[dict[str, Any]] = [{"type": "logs", "logs": logs}] if logs else []
+    return out
+
+
+@lru_cache
+def _pool() -> Pool:
+    from sandbox.container import client
+
+    return Pool(client(), events.sync_client())
+
+
+_FILES = text("SELECT f.id, f.filename, f.blob_key FROM file f WHERE f.project_id = :project_id AND f.id IN ("
+              " SELECT unnest(CAST(:run_files AS text[]))"
+              " UNION SELECT jsonb_array_elements_text(t.code_interpreter_file_ids) FROM thread t"
+              "  WHERE t.id = :thread_id"
+              " UNION SELECT a->>'file_id' FROM message m, jsonb_array_elements(m.attachments) a"
+              "  WHERE m.thread_id = :thread_id AND a->'tools' @> '[{\"type\": \"code_interpreter\"}]')")
+
+
+def execute(engine: Any, run_id: str, seq: int) -> None:
+    """Run the code calls of the run's open tool step in the thread's sandbox, then move the run on."""
+    with store.connect() as conn:
+        run = store.load_run(conn, run_id)
+        if run is None or run.step_seq != seq or run.status != "in_progress":
+            return  # stale or overtaken (cancelled, expired, redone)
+        t = _table(RunStep)
+        row = conn.execute(select(t).where(t.c.run_id == run_id, t.c.kind == "tool_calls",
+                                           t.c.status == "in_progress").order_by(t.c.seq.desc())).first()
+        files = conn.execute(_FILES, {"project_id": run.project_id, "thread_id": run.thread_id,
+                                      "run_files": list(run.file_ids)}).all()
+        conn.commit()
+    if row is None:
+        return
+    step = from_row(RunStep, row)
+    calls = [dict(c) for c in step.step_details["tool_calls"]]
+    pool = _pool()
+    box, new = pool.session(run.thread_id)
+    try:
+        if new and files:
+            blobs = from_settings()
+            box.put_files({f.filename: b"".join(blobs.read(f.blob_key)) for f in files})
+        for call in calls:
+            if call["type"] != "code_interpreter":
+                continue
+            result = box.run(call["code_interpreter"]["input"])
+            call["code_interpreter"] = {**call["code_interpreter"], "outputs": outputs(result)}
+            if result.reset:  # the next call (or run) starts a fresh session
+                pool.end(run.thread_id)
+                box, _ = pool.session(run.thread_id)
+    finally:
+        if box.alive:
+            box.detach()
+    _record(engine, run_id, seq, step, calls)
+
+
+def _record(engine: Any, run_id: str, seq: int, step: RunStep, calls: list[dict[str, Any]]) -> None:
+    with store.connect() as conn:
+        run = store.load_run(conn, run_id, lock=True)
+        if run is None or run.step_seq != seq:
+            conn.rollback()
+            return  # cancelled meanwhile: the outputs are discarded
+        functions = [c for c in calls if c["type"] == "function"]
+        step.step_details = {"type": "tool_calls", "tool_calls": calls}
+        t = _table(RunStep)
+        values: dict[str, Any] = {"step_details": step.step_details}
+        if not functions:
+            step.status, step.completed_at = "completed", now()
+            values.update(status="completed", completed_at=step.completed_at)
+        conn.execute(t.update().where(t.c.id == step.id).values(**values))
+        if functions:
+            required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
+                for c in functions]}}
+            if not engine.apply(conn, run, Event.CALLED_FUNCTIONS, required_action=required):
+                return
+            conn.commit()
+            engine.publish(run.id, [("thread.run.requires_action", wire.run(run)), (events.DONE, "[DONE]")])
+            return
+        if not engine.apply(conn, run, Event.CONTINUE):
+            return
+        conn.commit()
+    engine.publish(run.id, [("thread.run.step.completed", wire.step(step))])
+    from worker.tasks import advance
+
+    advance.apply_async(args=[run.id, run.step_seq])
