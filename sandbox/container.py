@@ -25,6 +25,7 @@ from docker.types import Mount, Ulimit
 from shared.config import Settings, get_settings
 
 LABEL = "assistants.sandbox"
+NAMESPACE_LABEL = "assistants.namespace"
 SANDBOX_UID = 10001
 HARD_DEADLINE_GRACE = 5.0  # seconds past the soft timeout before the container is killed
 
@@ -61,7 +62,7 @@ class Sandbox:
         s = settings or get_settings()
         dc = docker_client or client()
         name = name or f"sandbox-{uuid.uuid4().hex[:16]}"
-        tags = {LABEL: "1", **(labels or {})}
+        tags = {LABEL: "1", NAMESPACE_LABEL: s.sandbox_namespace, **(labels or {})}
         volume = dc.volumes.create(name=name, driver="local", labels=tags, driver_opts={
             "type": "tmpfs", "device": "tmpfs",
             "o": f"size={s.sandbox_data_mb}m,uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700"})
@@ -226,3 +227,17 @@ def _remove(dc: docker.DockerClient, container: Container, volume: str) -> None:
         container.remove(force=True)
     with contextlib.suppress(docker.errors.NotFound):
         dc.volumes.get(volume).remove(force=True)
+
+
+def remove_namespace(namespace: str, docker_client: docker.DockerClient | None = None) -> int:
+    """Remove every sandbox (container and volume) of a deployment; returns how many containers went."""
+    dc = docker_client or client()
+    selector = {"label": [LABEL, f"{NAMESPACE_LABEL}={namespace}"]}
+    containers = dc.containers.list(all=True, filters=selector)
+    for c in containers:
+        with contextlib.suppress(docker.errors.NotFound):
+            c.remove(force=True)
+    for v in dc.volumes.list(filters=selector):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            v.remove(force=True)
+    return len(containers)

@@ -13,7 +13,7 @@ from typing import Any
 
 import docker
 
-from sandbox.container import LABEL, Sandbox, SandboxError
+from sandbox.container import LABEL, NAMESPACE_LABEL, Sandbox, SandboxError
 from shared.config import Settings, get_settings
 
 POOL_LABEL = "assistants.pool"
@@ -29,7 +29,8 @@ class Pool:
         self.dc, self.redis, self.settings = dc, redis, settings or get_settings()
 
     def _free(self) -> list[Any]:
-        containers = self.dc.containers.list(filters={"label": [LABEL, f"{POOL_LABEL}=1"], "status": "running"})
+        containers = self.dc.containers.list(filters={"label": [
+            LABEL, f"{POOL_LABEL}=1", f"{NAMESPACE_LABEL}={self.settings.sandbox_namespace}"], "status": "running"})
         return [c for c in containers if c.name.startswith("sbx-pool-")]
 
     def warm(self, size: int) -> int:

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     sandbox_file_mb: int = 100  # largest single file the code may write
     sandbox_timeout_seconds: float = 60.0  # per call, soft (inside) and hard (the container is killed)
     sandbox_max_output_bytes: int = 64 * 1024
+    # Labels this deployment's sandboxes, so that stopping one stack never touches another's on a shared engine.
+    sandbox_namespace: str = "default"
 
     # Transient upstream errors (429, 5xx, timeouts, dropped connections) are retried this often, backing off.
     llm_max_retries: int = 3

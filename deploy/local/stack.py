@@ -7,6 +7,7 @@ processes, their state under one directory (default `.stack/`). Tests use the sa
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -110,6 +111,7 @@ def up(args: argparse.Namespace) -> dict[str, object]:
         DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{ports['postgres']}/{DB_NAME}",
         REDIS_URL=f"redis://127.0.0.1:{ports['redis']}/0",
         BLOB_DIR=str(state / "blobs"),
+        SANDBOX_NAMESPACE=_namespace(state),
         PYTHONUNBUFFERED="1",
     )
     (state / "redis").mkdir(exist_ok=True)
@@ -132,7 +134,7 @@ def up(args: argparse.Namespace) -> dict[str, object]:
     if not args.no_flower:
         pids["flower"] = _spawn("flower", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "flower",
                                            "--address=127.0.0.1", f"--port={ports['flower']}"], state, env)
-    info = {"pids": pids, "ports": ports, "state_dir": str(state),
+    info = {"pids": pids, "ports": ports, "state_dir": str(state), "sandbox_namespace": env["SANDBOX_NAMESPACE"],
             "base_url": f"http://127.0.0.1:{ports['api']}/v1",
             "flower_url": None if args.no_flower else f"http://127.0.0.1:{ports['flower']}",
             "env": {k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "BLOB_DIR")}}
@@ -163,8 +165,23 @@ def down_dir(state: Path, purge: bool) -> None:
                 os.killpg(pid, signal.SIGKILL)
         info_file.unlink()
     postgres.stop(state / "pg")
+    _remove_sandboxes(state)
     if purge:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _namespace(state: Path) -> str:
+    return "stack-" + hashlib.sha256(str(state).encode()).hexdigest()[:12]
+
+
+def _remove_sandboxes(state: Path) -> None:
+    """code_interpreter sessions end with the stack (their threads' state lives on in Postgres and the files)."""
+    try:
+        from sandbox.container import remove_namespace
+
+        remove_namespace(_namespace(state))
+    except Exception as exc:  # no Docker engine, or it is unreachable: nothing of ours can be running there
+        print(f"note: sandboxes not checked ({exc.__class__.__name__})", file=sys.stderr)
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
-"""Sandbox tests need a Docker engine and the sandbox image (`make sandbox-deps sandbox-image` provides both)."""
+"""Sandbox tests need a Docker engine and the sandbox image (`make sandbox-deps sandbox-image` provides both).
+They label their containers with a namespace of their own, so they never touch a running stack's sandboxes."""
 
+import os
 import socket
 import subprocess
 import time
@@ -9,7 +11,9 @@ import docker
 import pytest
 import redis
 
-from sandbox.container import LABEL, Sandbox
+os.environ["SANDBOX_NAMESPACE"] = "tests-sandbox"
+
+from sandbox.container import LABEL, NAMESPACE_LABEL, Sandbox
 from shared.config import get_settings
 
 
@@ -31,7 +35,7 @@ def box(docker_client: docker.DockerClient) -> Iterator[Sandbox]:
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers(docker_client: docker.DockerClient) -> Iterator[None]:
     yield
-    left = docker_client.containers.list(all=True, filters={"label": LABEL})
+    left = docker_client.containers.list(all=True, filters={"label": [LABEL, f"{NAMESPACE_LABEL}=tests-sandbox"]})
     assert left == [], f"sandbox containers left behind: {[c.name for c in left]}"
 
 

@@ -10,17 +10,15 @@ import docker
 import pytest
 import redis
 
-from sandbox.container import LABEL
+from sandbox.container import remove_namespace
 from sandbox.pool import Pool, thread_container_name
+from shared.config import get_settings
 
 
 @pytest.fixture
 def pool(docker_client: docker.DockerClient, redis_server: redis.Redis) -> Iterator[Pool]:
     yield Pool(docker_client, redis_server)
-    for c in docker_client.containers.list(all=True, filters={"label": LABEL}):
-        c.remove(force=True)
-    for v in docker_client.volumes.list(filters={"label": LABEL}):
-        v.remove(force=True)
+    remove_namespace(get_settings().sandbox_namespace, docker_client)
 
 
 def thread_id() -> str:
