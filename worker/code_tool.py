@@ -7,6 +7,7 @@ thread's session (sandbox/pool.py), records its outputs on the step, and then ei
 outputs of any function calls of the same turn (requires_action) or hands the run back to the model.
 """
 
+import base64
 import json
 import logging
 from functools import lru_cache
@@ -18,8 +19,8 @@ from sandbox.container import Result
 from sandbox.pool import Pool
 from shared import events, wire
 from shared.blobstore import from_settings
-from shared.ids import now
-from shared.models import RunStep
+from shared.ids import new_id, now
+from shared.models import File, RunStep
 from shared.rows import from_row
 from shared.rows import table as _table
 from shared.runstate import Event
@@ -67,14 +68,35 @@ def enqueue(run_id: str, step_seq: int) -> None:
     app.send_task(EXECUTE_TASK, args=[run_id, step_seq], queue=Queue.CODE.value)
 
 
-def outputs(result: Result) -> list[dict[str, Any]]:
+def outputs(result: Result, image_ids: list[str]) -> list[dict[str, Any]]:
     logs = result.logs
     if result.status in ("timeout", "oom", "crashed") and result.error:
         logs += f"\n{result.error['type']}: {result.error['message']}\n"
     if result.reset:
         logs += RESET_NOTE
     out: list[dict[str, Any]] = [{"type": "logs", "logs": logs}] if logs else []
+    out += [{"type": "image", "image": {"file_id": fid}} for fid in image_ids]
     return out
+
+
+def images_of(steps: list[RunStep]) -> list[str]:
+    """File ids of the figures this run's code produced, in order."""
+    return [o["image"]["file_id"] for s in steps if s.kind == "tool_calls"
+            for c in s.step_details.get("tool_calls", []) if c.get("type") == "code_interpreter"
+            for o in c["code_interpreter"].get("outputs") or [] if o.get("type") == "image"]
+
+
+def save_image(conn: Any, project_id: str, png_base64: str) -> str:
+    """A figure becomes a File (purpose assistants_output) the client can download."""
+    data = base64.b64decode(png_base64)
+    file_id = new_id("file")
+    key = f"{project_id}/{file_id}"
+    writer = from_settings().writer(key)
+    writer.write(data)
+    writer.commit()
+    store.add(conn, File(id=file_id, project_id=project_id, created_at=now(), filename=f"{file_id}.png",
+                         purpose="assistants_output", bytes=len(data), blob_key=key))
+    return file_id
 
 
 @lru_cache
@@ -118,7 +140,12 @@ def execute(engine: Any, run_id: str, seq: int) -> None:
             if call["type"] != "code_interpreter":
                 continue
             result = box.run(call["code_interpreter"]["input"])
-            call["code_interpreter"] = {**call["code_interpreter"], "outputs": outputs(result)}
+            image_ids = []
+            if result.images:
+                with store.connect() as conn:
+                    image_ids = [save_image(conn, run.project_id, png) for png in result.images]
+                    conn.commit()
+            call["code_interpreter"] = {**call["code_interpreter"], "outputs": outputs(result, image_ids)}
             if result.reset:  # the next call (or run) starts a fresh session
                 pool.end(run.thread_id)
                 box, _ = pool.session(run.thread_id)

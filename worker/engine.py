@@ -142,9 +142,10 @@ class Engine:
             self.finish(conn, run, Event.FAIL, "thread.run.failed",
                          last_error={"code": err.code, "message": err.message})
             return
-        self._record(conn, run, seq, result, live)
+        self._record(conn, run, seq, result, live, code_tool.images_of(steps))
 
-    def _record(self, conn: Connection, run: Run, seq: int, result: model.ModelResult, live: "_LiveStep") -> None:
+    def _record(self, conn: Connection, run: Run, seq: int, result: model.ModelResult, live: "_LiveStep",
+                images: list[str]) -> None:
         """Write what the call produced and move the run on — in one transaction, only if still current."""
         locked = store.load_run(conn, run.id, lock=True)
         if locked is None or locked.step_seq != seq:
@@ -162,7 +163,9 @@ class Engine:
             message = Message(id=live.message_id, project_id=run.project_id, thread_id=run.thread_id,
                               created_at=live.created,
                               role="assistant", assistant_id=run.assistant_id, run_id=run.id,
-                              content=[{"type": "text", "text": {"value": result.text, "annotations": []}}],
+                              # Figures the run's code made come first, as OpenAI's code interpreter showed them.
+                              content=[*({"type": "image_file", "image_file": {"file_id": f}} for f in images),
+                                       {"type": "text", "text": {"value": result.text, "annotations": []}}],
                               status="incomplete" if truncated else "completed",
                               completed_at=None if truncated else t, incomplete_at=t if truncated else None,
                               incomplete_details={"reason": "max_tokens"} if truncated else None)

@@ -48,6 +48,8 @@ def _call(c: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
     if c.get("type") == "code_interpreter":
         ci = c["code_interpreter"]
         logs = "".join(o.get("logs", "") for o in ci.get("outputs") or [] if o.get("type") == "logs")
+        logs += "".join(f"[image {o['image']['file_id']} was shown to the user]\n"
+                        for o in ci.get("outputs") or [] if o.get("type") == "image")
         return ({"id": c["id"], "type": "function",
                  "function": {"name": "code_interpreter", "arguments": json.dumps({"code": ci["input"]})}},
                 logs or "(no output)")

@@ -75,3 +75,24 @@ def test_errors_reach_the_model_which_may_retry(client: openai.OpenAI, model: Sc
     assert [s.type for s in steps] == ["tool_calls", "tool_calls", "message_creation"]
     assert "ZeroDivisionError: division by zero" in steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs
     assert "ZeroDivisionError" in model.requests_for(word)[1]["messages"][-1]["content"]
+
+
+def test_a_plot_comes_back_as_an_image(client: openai.OpenAI, model: ScriptedModel) -> None:
+    word = f"c{uuid.uuid4().hex[:10]}"
+    model.script(word, code("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.title('y = x²')"),
+                 {"text": "Here is the plot."})
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"plot squares {word}"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    [call] = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data[0] \
+        .step_details.tool_calls
+    [image] = [o for o in call.code_interpreter.outputs if o.type == "image"]
+    reply = client.beta.threads.messages.list(thread.id).data[0]
+    assert [c.type for c in reply.content] == ["image_file", "text"]
+    assert reply.content[0].image_file.file_id == image.image.file_id
+    f = client.files.retrieve(image.image.file_id)
+    assert f.purpose == "assistants_output" and f.filename.endswith(".png")
+    assert client.files.content(f.id).read()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "was shown to the user" in model.requests_for(word)[1]["messages"][-1]["content"]
