@@ -37,6 +37,7 @@ class Result:
     truncated: bool = False
     error: dict[str, Any] | None = None
     images: list[str] = field(default_factory=list)  # base64 PNG
+    files: list[str] = field(default_factory=list)  # paths under /mnt/data the call created or changed
     reset: bool = False  # the session died: variables and files are gone
 
 
@@ -134,7 +135,8 @@ class Sandbox:
         except (ConnectionError, OSError, EOFError):
             return self._died()
         return Result(status=reply["status"], logs=reply.get("logs", ""), truncated=bool(reply.get("truncated")),
-                      error=reply.get("error"), images=list(reply.get("images") or []))
+                      error=reply.get("error"), images=list(reply.get("images") or []),
+                      files=list(reply.get("files") or []))
 
     def _died(self) -> Result:
         """The REPL went away mid-call: find out why (the kernel's OOM killer, usually)."""
@@ -189,6 +191,16 @@ class Sandbox:
                 tar.addfile(info, io.BytesIO(data))
         if not self.container.put_archive("/mnt/data", buf.getvalue()):
             raise SandboxError("could not copy files into the sandbox")
+
+    def get_file(self, path: str) -> bytes:
+        """One file under /mnt/data (relative path)."""
+        stream, _ = self.container.get_archive(f"/mnt/data/{path}")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), mode="r") as tar:
+            member = next(m for m in tar.getmembers() if m.isfile())
+            f = tar.extractfile(member)
+            if f is None:
+                raise SandboxError(f"{path} is not a regular file")
+            return f.read()
 
     def get_files(self) -> dict[str, bytes]:
         """Everything under /mnt/data (regular files, relative names)."""

@@ -85,8 +85,22 @@ class Session:
                 continue
         return loaded
 
+    def _snapshot(self) -> dict[str, tuple[int, int]]:
+        """Files under the working directory (/mnt/data) with size and mtime, to tell what a call wrote."""
+        out: dict[str, tuple[int, int]] = {}
+        for root, _dirs, names in os.walk("."):
+            for name in names:
+                path = os.path.join(root, name)[2:]
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                out[path] = (st.st_size, st.st_mtime_ns)
+        return out
+
     def run(self, code: str, timeout: float, max_output: int) -> dict[str, Any]:
         started = time.monotonic()
+        before = self._snapshot()
         status, error = "ok", None
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
@@ -111,8 +125,10 @@ class Session:
         logs, truncated = self._read_logs(max_output)
         if error is not None and error["traceback"]:
             logs += error["traceback"]
+        after = self._snapshot()
+        files = sorted(p for p, meta in after.items() if before.get(p) != meta)
         return {"status": status, "logs": logs, "truncated": truncated, "error": error, "images": images,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+                "files": files, "duration_ms": round((time.monotonic() - started) * 1000, 1)}
 
     def _execute(self, code: str) -> None:
         tree = ast.parse(code, mode="exec")

@@ -62,12 +62,20 @@ def run_to_v1(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _public_details(details: dict[str, Any]) -> dict[str, Any]:
+    """Step details without the engine's private bookkeeping (keys starting with "_" on tool calls)."""
+    if details.get("type") != "tool_calls":
+        return details
+    return {**details, "tool_calls": [{k: v for k, v in c.items() if not k.startswith("_")}
+                                      for c in details.get("tool_calls", [])]}
+
+
 def step(s: RunStep, version: Version = "v2") -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": s.id, "object": "thread.run.step", "created_at": s.created_at, "run_id": s.run_id,
         "assistant_id": s.assistant_id, "thread_id": s.thread_id, "type": s.kind, "status": s.status,
         "cancelled_at": s.cancelled_at, "completed_at": s.completed_at, "expired_at": s.expired_at,
-        "failed_at": s.failed_at, "last_error": s.last_error, "step_details": s.step_details,
+        "failed_at": s.failed_at, "last_error": s.last_error, "step_details": _public_details(s.step_details),
         "usage": s.usage, "metadata": {},
     }
     return step_to_v1(out) if version == "v1" else out

@@ -86,15 +86,33 @@ def images_of(steps: list[RunStep]) -> list[str]:
             for o in c["code_interpreter"].get("outputs") or [] if o.get("type") == "image"]
 
 
-def save_image(conn: Any, project_id: str, png_base64: str) -> str:
-    """A figure becomes a File (purpose assistants_output) the client can download."""
-    data = base64.b64decode(png_base64)
+def files_of(steps: list[RunStep]) -> dict[str, str]:
+    """`sandbox:/mnt/data/<path>` -> file id, for the files this run's code wrote."""
+    return {f"sandbox:/mnt/data/{path}": fid for s in steps if s.kind == "tool_calls"
+            for c in s.step_details.get("tool_calls", []) if c.get("type") == "code_interpreter"
+            for path, fid in (c.get("_files") or {}).items()}
+
+
+def annotate(text_value: str, files: dict[str, str]) -> list[dict[str, Any]]:
+    """file_path annotations for every sandbox link in the reply that names a file the run's code wrote."""
+    out = []
+    for link, file_id in files.items():
+        start = text_value.find(link)
+        while start != -1:
+            out.append({"type": "file_path", "text": link, "start_index": start, "end_index": start + len(link),
+                        "file_path": {"file_id": file_id}})
+            start = text_value.find(link, start + len(link))
+    return sorted(out, key=lambda a: a["start_index"])
+
+
+def save_file(conn: Any, project_id: str, filename: str, data: bytes) -> str:
+    """Something the code made becomes a File (purpose assistants_output) the client can download."""
     file_id = new_id("file")
     key = f"{project_id}/{file_id}"
     writer = from_settings().writer(key)
     writer.write(data)
     writer.commit()
-    store.add(conn, File(id=file_id, project_id=project_id, created_at=now(), filename=f"{file_id}.png",
+    store.add(conn, File(id=file_id, project_id=project_id, created_at=now(), filename=filename,
                          purpose="assistants_output", bytes=len(data), blob_key=key))
     return file_id
 
@@ -140,12 +158,19 @@ def execute(engine: Any, run_id: str, seq: int) -> None:
             if call["type"] != "code_interpreter":
                 continue
             result = box.run(call["code_interpreter"]["input"])
-            image_ids = []
-            if result.images:
+            image_ids: list[str] = []
+            written: dict[str, str] = {}
+            if result.images or result.files:
                 with store.connect() as conn:
-                    image_ids = [save_image(conn, run.project_id, png) for png in result.images]
+                    for png in result.images:
+                        image_ids.append(save_file(conn, run.project_id, "image.png", base64.b64decode(png)))
+                    for path in result.files:
+                        written[path] = save_file(conn, run.project_id, path.rsplit("/", 1)[-1],
+                                                  box.get_file(path))
                     conn.commit()
             call["code_interpreter"] = {**call["code_interpreter"], "outputs": outputs(result, image_ids)}
+            if written:
+                call["_files"] = written  # private: the reply's sandbox links are annotated from it
             if result.reset:  # the next call (or run) starts a fresh session
                 pool.end(run.thread_id)
                 box, _ = pool.session(run.thread_id)

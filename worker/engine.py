@@ -142,10 +142,10 @@ class Engine:
             self.finish(conn, run, Event.FAIL, "thread.run.failed",
                          last_error={"code": err.code, "message": err.message})
             return
-        self._record(conn, run, seq, result, live, code_tool.images_of(steps))
+        self._record(conn, run, seq, result, live, code_tool.images_of(steps), code_tool.files_of(steps))
 
     def _record(self, conn: Connection, run: Run, seq: int, result: model.ModelResult, live: "_LiveStep",
-                images: list[str]) -> None:
+                images: list[str], files: dict[str, str]) -> None:
         """Write what the call produced and move the run on — in one transaction, only if still current."""
         locked = store.load_run(conn, run.id, lock=True)
         if locked is None or locked.step_seq != seq:
@@ -163,9 +163,7 @@ class Engine:
             message = Message(id=live.message_id, project_id=run.project_id, thread_id=run.thread_id,
                               created_at=live.created,
                               role="assistant", assistant_id=run.assistant_id, run_id=run.id,
-                              # Figures the run's code made come first, as OpenAI's code interpreter showed them.
-                              content=[*({"type": "image_file", "image_file": {"file_id": f}} for f in images),
-                                       {"type": "text", "text": {"value": result.text, "annotations": []}}],
+                              content=_reply_content(result.text, images, files),
                               status="incomplete" if truncated else "completed",
                               completed_at=None if truncated else t, incomplete_at=t if truncated else None,
                               incomplete_details={"reason": "max_tokens"} if truncated else None)
@@ -307,6 +305,13 @@ def _function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if any(t.get("type") == "code_interpreter" for t in tools):
         offered.append(code_tool.DEFINITION)
     return offered
+
+
+def _reply_content(text_value: str, images: list[str], files: dict[str, str]) -> list[dict[str, Any]]:
+    """Figures the run's code made come first, as OpenAI's code interpreter showed them; sandbox links to files
+    the code wrote are annotated with the files' ids."""
+    return [*({"type": "image_file", "image_file": {"file_id": f}} for f in images),
+            {"type": "text", "text": {"value": text_value, "annotations": code_tool.annotate(text_value, files)}}]
 
 
 def _tool_choice(choice: Any) -> Any:

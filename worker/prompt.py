@@ -50,6 +50,8 @@ def _call(c: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
         logs = "".join(o.get("logs", "") for o in ci.get("outputs") or [] if o.get("type") == "logs")
         logs += "".join(f"[image {o['image']['file_id']} was shown to the user]\n"
                         for o in ci.get("outputs") or [] if o.get("type") == "image")
+        logs += "".join(f"[saved /mnt/data/{path}; link it for the user as sandbox:/mnt/data/{path}]\n"
+                        for path in c.get("_files") or {})
         return ({"id": c["id"], "type": "function",
                  "function": {"name": "code_interpreter", "arguments": json.dumps({"code": ci["input"]})}},
                 logs or "(no output)")

@@ -15,8 +15,11 @@ MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PACKAGES="python3,python3-numpy,python3-pandas,python3-matplotlib,python3-scipy,python3-sympy,python3-openpyxl,\
 python3-pil,python3-xlrd,python3-tabulate,python3-dateutil,python3-tz,fonts-dejavu-core,ca-certificates"
 
-if [ "${1:-}" != "--force" ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  echo "sandbox image $IMAGE exists"
+# The image is rebuilt when what goes into it changes (the REPL server, the Dockerfile); the base is kept.
+SRC_HASH="$(cat sandbox/repl.py sandbox/image/Dockerfile | sha256sum | cut -c1-16)"
+current="$(docker image inspect --format '{{ index .Config.Labels "assistants.sandbox.hash" }}' "$IMAGE" 2>/dev/null || true)"
+if [ "${1:-}" != "--force" ] && [ "$current" = "$SRC_HASH" ]; then
+  echo "sandbox image $IMAGE is up to date"
   exit 0
 fi
 
@@ -32,6 +35,7 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   tar -C "$root" -c . | docker import - "$BASE" >/dev/null
 fi
 
-docker build -q -t "$IMAGE" --build-arg BASE="$BASE" -f sandbox/image/Dockerfile sandbox \
+docker build -q -t "$IMAGE" --build-arg BASE="$BASE" --build-arg SRC_HASH="$SRC_HASH" \
+  -f sandbox/image/Dockerfile sandbox \
   >/var/tmp/sandbox-build.log 2>&1 || { cat /var/tmp/sandbox-build.log; exit 1; }
 echo "built sandbox image $IMAGE"

@@ -96,3 +96,34 @@ def test_a_plot_comes_back_as_an_image(client: openai.OpenAI, model: ScriptedMod
     assert f.purpose == "assistants_output" and f.filename.endswith(".png")
     assert client.files.content(f.id).read()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "was shown to the user" in model.requests_for(word)[1]["messages"][-1]["content"]
+
+
+def test_a_csv_shuffled_into_a_new_downloadable_file(client: openai.OpenAI, model: ScriptedModel) -> None:
+    word = f"c{uuid.uuid4().hex[:10]}"
+    rows = "".join(f"{i},{i * i}\n" for i in range(20))
+    data = client.files.create(file=("numbers.csv", io.BytesIO(("n,square\n" + rows).encode())),
+                               purpose="assistants")
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{
+        "role": "user", "content": f"shuffle it {word}",
+        "attachments": [{"file_id": data.id, "tools": [{"type": "code_interpreter"}]}]}])
+    model.script(word, code("import pandas as pd\ndf = pd.read_csv('/mnt/data/numbers.csv')\n"
+                            "df.sample(frac=1, random_state=1).to_csv('/mnt/data/shuffled.csv', index=False)"),
+                 {"text": "Done: [download](sandbox:/mnt/data/shuffled.csv)"})
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    reply = client.beta.threads.messages.list(thread.id).data[0]
+    text = reply.content[0].text
+    [note] = text.annotations
+    assert note.type == "file_path" and note.text == "sandbox:/mnt/data/shuffled.csv"
+    assert text.value[note.start_index:note.end_index] == "sandbox:/mnt/data/shuffled.csv"
+    made = client.files.retrieve(note.file_path.file_id)
+    assert made.filename == "shuffled.csv" and made.purpose == "assistants_output"
+    shuffled = client.files.content(made.id).read().decode().splitlines()
+    assert shuffled[0] == "n,square" and sorted(shuffled[1:]) == sorted(rows.splitlines())
+    assert shuffled[1:] != rows.splitlines()  # really shuffled
+    [call] = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data[0] \
+        .step_details.tool_calls
+    assert "_files" not in call.model_dump()  # the engine's bookkeeping stays private
+    assert "sandbox:/mnt/data/shuffled.csv" in model.requests_for(word)[1]["messages"][-1]["content"]
