@@ -26,6 +26,7 @@ from shared.config import Settings, get_settings
 
 LABEL = "assistants.sandbox"
 NAMESPACE_LABEL = "assistants.namespace"
+CREATED_LABEL = "assistants.created"
 SANDBOX_UID = 10001
 HARD_DEADLINE_GRACE = 5.0  # seconds past the soft timeout before the container is killed
 
@@ -63,7 +64,8 @@ class Sandbox:
         s = settings or get_settings()
         dc = docker_client or client()
         name = name or f"sandbox-{uuid.uuid4().hex[:16]}"
-        tags = {LABEL: "1", NAMESPACE_LABEL: s.sandbox_namespace, **(labels or {})}
+        tags = {LABEL: "1", NAMESPACE_LABEL: s.sandbox_namespace, CREATED_LABEL: str(int(time.time())),
+                **(labels or {})}
         volume = dc.volumes.create(name=name, driver="local", labels=tags, driver_opts={
             "type": "tmpfs", "device": "tmpfs",
             "o": f"size={s.sandbox_data_mb}m,uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700"})

@@ -8,12 +8,13 @@ never returned to the pool: a session is never reused for another thread.
 """
 
 import contextlib
+import time
 import uuid
 from typing import Any
 
 import docker
 
-from sandbox.container import LABEL, NAMESPACE_LABEL, Sandbox, SandboxError
+from sandbox.container import CREATED_LABEL, LABEL, NAMESPACE_LABEL, Sandbox, SandboxError
 from shared.config import Settings, get_settings
 
 POOL_LABEL = "assistants.pool"
@@ -22,6 +23,10 @@ CLAIM_TTL = 3600
 
 def thread_container_name(thread_id: str) -> str:
     return f"sbx-thread-{thread_id}"
+
+
+def used_key(container_name: str) -> str:
+    return f"sandbox:used:{container_name}"
 
 
 class Pool:
@@ -61,12 +66,39 @@ class Pool:
                             settings=self.settings, docker_client=self.dc)
         return box, True
 
+    def touch(self, thread_id: str) -> None:
+        """Record a call on the thread's session (the reaper ends sessions idle for too long)."""
+        self.redis.set(used_key(thread_container_name(thread_id)), str(time.time()), ex=CLAIM_TTL * 24)
+
+    def reap(self, now: float | None = None) -> list[str]:
+        """Remove this deployment's sandboxes that outlived their idle or total lifetime, or died; returns names.
+        Run by the beat every minute and when a code worker starts, so a worker killed mid-call leaves nothing
+        behind for long."""
+        t = now if now is not None else time.time()
+        s = self.settings
+        gone = []
+        selector = {"label": [LABEL, f"{NAMESPACE_LABEL}={s.sandbox_namespace}"]}
+        for c in self.dc.containers.list(all=True, filters=selector):
+            created = float(c.labels.get(CREATED_LABEL, "0") or 0)
+            used = self.redis.get(used_key(c.name))
+            last = float(used) if used else created
+            expired = t - created > s.sandbox_max_age_seconds
+            idle = c.name.startswith("sbx-thread-") and t - last > s.sandbox_idle_seconds
+            if c.status != "running" or expired or idle:
+                self._remove(c)
+                self.redis.delete(used_key(c.name))
+                gone.append(c.name)
+        return gone
+
+    def _remove(self, container: Any) -> None:
+        volumes = [m["Name"] for m in container.attrs["Mounts"] if m.get("Type") == "volume"]
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+        for name in volumes:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                self.dc.volumes.get(name).remove(force=True)
+
     def end(self, thread_id: str) -> None:
         """Destroy the thread's session, whatever state it is in."""
         with contextlib.suppress(docker.errors.NotFound):
-            container = self.dc.containers.get(thread_container_name(thread_id))
-            volumes = [m["Name"] for m in container.attrs["Mounts"] if m.get("Type") == "volume"]
-            container.remove(force=True)
-            for name in volumes:
-                with contextlib.suppress(docker.errors.NotFound):
-                    self.dc.volumes.get(name).remove(force=True)
+            self._remove(self.dc.containers.get(thread_container_name(thread_id)))

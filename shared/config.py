@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     sandbox_file_mb: int = 100  # largest single file the code may write
     sandbox_timeout_seconds: float = 60.0  # per call, soft (inside) and hard (the container is killed)
     sandbox_max_output_bytes: int = 64 * 1024
+    # A thread's session ends after this long without a call, or this long after it started (OpenAI's sessions
+    # lasted an hour); the reaper (beat, every minute) removes it, and the next call starts a fresh one.
+    sandbox_idle_seconds: float = 1200.0
+    sandbox_max_age_seconds: float = 3600.0
+    # Containers kept started and warm (imports done) for threads' first calls.
+    sandbox_pool_size: int = 2
     # Labels this deployment's sandboxes, so that stopping one stack never touches another's on a shared engine.
     sandbox_namespace: str = "default"
 

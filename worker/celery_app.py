@@ -27,5 +27,6 @@ app.conf.update(
     task_send_sent_event=False,
     beat_schedule={
         "sweep-runs": {"task": "assistants.runs.sweep", "schedule": settings.run_sweep_seconds},
+        "maintain-sandboxes": {"task": "assistants.sandbox.maintain", "schedule": 60.0},
     },
 )

@@ -177,7 +177,16 @@ def execute(engine: Any, run_id: str, seq: int) -> None:
     finally:
         if box.alive:
             box.detach()
+        pool.touch(run.thread_id)
     _record(engine, run_id, seq, step, calls)
+
+
+def maintain() -> dict[str, Any]:
+    """Beat, every minute: end sessions past their lifetimes (and dead ones), keep the warm pool filled."""
+    pool = _pool()
+    gone = pool.reap()
+    started = pool.warm(pool.settings.sandbox_pool_size)
+    return {"reaped": gone, "warmed": started}
 
 
 def _record(engine: Any, run_id: str, seq: int, step: RunStep, calls: list[dict[str, Any]]) -> None:

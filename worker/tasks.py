@@ -36,6 +36,12 @@ def execute_code(run_id: str, step_seq: int) -> None:
     code_tool.execute(engine(), run_id, step_seq)
 
 
+@app.task(name="assistants.sandbox.maintain", queue=Queue.CODE.value, acks_late=False)
+def maintain_sandboxes() -> dict[str, object]:
+    """End expired or dead code_interpreter sessions and keep the warm pool filled."""
+    return code_tool.maintain()
+
+
 @app.task(name="assistants.runs.sweep", queue=Queue.RUNS.value, acks_late=False)
 def sweep() -> int:
     """Find runs that need a nudge and enqueue their next step; the step's compare-and-set makes a spurious

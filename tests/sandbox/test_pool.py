@@ -79,3 +79,21 @@ def test_a_reply_meant_for_a_dead_worker_is_skipped(pool: Pool) -> None:
     assert not new
     assert fresh.run("'new'").logs == "'new'\n"
     fresh.detach()
+
+
+def test_reaper_ends_idle_old_and_dead_sessions(pool: Pool, docker_client: docker.DockerClient) -> None:
+    busy, idle, dead = thread_id(), thread_id(), thread_id()
+    for t in (busy, idle, dead):
+        box, _ = pool.session(t)
+        box.detach()
+        pool.touch(t)
+    pool.warm(1)
+    docker_client.containers.get(thread_container_name(dead)).kill()
+    now = time.time()
+    pool.redis.set(f"sandbox:used:{thread_container_name(idle)}", str(now - pool.settings.sandbox_idle_seconds - 1))
+    gone = pool.reap(now)
+    assert sorted(gone) == sorted([thread_container_name(idle), thread_container_name(dead)])
+    assert docker_client.containers.get(thread_container_name(busy)).status == "running"
+    assert len(pool._free()) == 1
+    # Past their total lifetime, sessions and pool containers alike are ended.
+    assert len(pool.reap(now + pool.settings.sandbox_max_age_seconds + 1)) == 2
