@@ -3,11 +3,16 @@ output. Real containers (Docker) behind the real run engine; the model is script
 
 import io
 import json
+import os
+import signal
+import time
 import uuid
+from pathlib import Path
 
 import openai
 
 from tests.model_server import ScriptedModel
+from tests.stack import Stack
 
 
 def code(src: str) -> dict[str, object]:
@@ -127,3 +132,36 @@ def test_a_csv_shuffled_into_a_new_downloadable_file(client: openai.OpenAI, mode
         .step_details.tool_calls
     assert "_files" not in call.model_dump()  # the engine's bookkeeping stays private
     assert "sandbox:/mnt/data/shuffled.csv" in model.requests_for(word)[1]["messages"][-1]["content"]
+
+
+def test_code_worker_killed_mid_execution(stack: Stack, client: openai.OpenAI, model: ScriptedModel) -> None:
+    """The code task is redelivered and runs again in the same session; the run finishes exactly once."""
+    word = f"c{uuid.uuid4().hex[:10]}"
+    model.script(word, code("import time\ntime.sleep(3)\nprint('slept')"), {"text": "Finished."})
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    deadline = time.monotonic() + 30
+    while not client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # the code is running in the sandbox now
+    main = int(json.loads((stack.state_dir / "stack.json").read_text())["pids"]["code-worker"])
+    children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
+                if _ppid(p) == main]
+    assert children
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=100)
+    assert final.status == "completed", final.last_error
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    assert steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs == "slept\n"
+    assert [m.role for m in client.beta.threads.messages.list(thread.id).data] == ["assistant", "user"]
+
+
+def _ppid(stat: Path) -> int:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return -1
