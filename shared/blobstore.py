@@ -2,7 +2,6 @@
 in a cluster) and any S3-compatible store. Writes stream chunk by chunk; nothing holds a whole file."""
 
 import os
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -68,9 +67,6 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
-
-    def copy_to(self, key: str, dest: Path) -> None:
-        shutil.copyfile(self._path(key), dest)
 
 
 class _S3Writer:

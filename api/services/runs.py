@@ -179,10 +179,10 @@ async def submit_outputs(session: AsyncSession, run: Run, body: SubmitToolOutput
     step = (await session.exec(select(RunStep).where(RunStep.run_id == run.id, RunStep.kind == "tool_calls",
                                                      RunStep.status == "in_progress")
                                .order_by(col(RunStep.seq).desc()))).first()
-    outputs = {o.tool_call_id: o.output for o in body.tool_outputs}
-    await apply(session, run, Event.OUTPUTS_SUBMITTED)
     if step is None:  # cannot happen while the engine records a step before requires_action
         raise APIError(500, "The run's tool call step is missing.", type="server_error")
+    outputs = {o.tool_call_id: o.output for o in body.tool_outputs}
+    await apply(session, run, Event.OUTPUTS_SUBMITTED)
     calls = [{**c, "function": {**c["function"], "output": outputs.get(c["id"])}} if c.get("type") == "function"
              else c for c in step.step_details["tool_calls"]]
     step.step_details = {"type": "tool_calls", "tool_calls": calls}
