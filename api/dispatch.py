@@ -10,6 +10,7 @@ from shared.models import Run
 from worker.queues import Queue
 
 ADVANCE_TASK = "assistants.runs.advance"
+END_SESSION_TASK = "assistants.sandbox.end_session"
 
 _celery: Celery | None = None
 
@@ -26,6 +27,12 @@ def _app() -> Celery:
 def enqueue_advance(run: Run) -> None:
     """Ask a worker to take the run's next step; the task carries step_seq, its compare-and-set token."""
     _app().send_task(ADVANCE_TASK, args=[run.id, run.step_seq], queue=Queue.RUNS.value)
+
+
+def end_sandbox_session(thread_id: str) -> None:
+    """A deleted thread's code_interpreter session (its variables and files) goes too, now rather than when the
+    reaper finds it idle."""
+    _app().send_task(END_SESSION_TASK, args=[thread_id], queue=Queue.CODE.value)
 
 
 _redis = None

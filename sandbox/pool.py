@@ -19,6 +19,23 @@ from shared.config import Settings, get_settings
 
 POOL_LABEL = "assistants.pool"
 CLAIM_TTL = 3600
+# A session slot whose container never appeared (its worker died while starting it) is freed after this long.
+SLOT_GRACE_SECONDS = 120.0
+
+# Take a session slot for a thread: already held, or free while fewer than the cap are held. Atomic in Redis, so
+# workers on many hosts share one cap.
+_ACQUIRE = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+class AtCapacity(Exception):
+    """Every session slot (SANDBOX_MAX_SESSIONS) is taken."""
 
 
 def thread_container_name(thread_id: str) -> str:
@@ -32,6 +49,19 @@ def used_key(container_name: str) -> str:
 class Pool:
     def __init__(self, dc: docker.DockerClient, redis: Any, settings: Settings | None = None) -> None:
         self.dc, self.redis, self.settings = dc, redis, settings or get_settings()
+        self.slots_key = f"sandbox:sessions:{self.settings.sandbox_namespace}"
+        self._acquire = redis.register_script(_ACQUIRE)
+
+    def live_sessions(self) -> int:
+        return int(self.redis.zcard(self.slots_key))
+
+    def _take_slot(self, thread_id: str) -> None:
+        cap = self.settings.sandbox_max_sessions
+        if not self._acquire(keys=[self.slots_key], args=[thread_id, cap, time.time()]):
+            raise AtCapacity(f"all {cap} code_interpreter sessions are in use")
+
+    def _free_slot(self, thread_id: str) -> None:
+        self.redis.zrem(self.slots_key, thread_id)
 
     def _free(self) -> list[Any]:
         containers = self.dc.containers.list(filters={"label": [
@@ -47,10 +77,21 @@ class Pool:
         return max(0, missing)
 
     def session(self, thread_id: str, *, labels: dict[str, str] | None = None) -> tuple[Sandbox, bool]:
-        """The thread's session, and whether it is new (its files must then be copied in)."""
+        """The thread's session, and whether it is new (its files must then be copied in). A new session needs
+        a free slot: AtCapacity when SANDBOX_MAX_SESSIONS sessions are live."""
         name = thread_container_name(thread_id)
         with contextlib.suppress(docker.errors.NotFound, SandboxError):
-            return Sandbox.attach(self.dc.containers.get(name), settings=self.settings), False
+            box = Sandbox.attach(self.dc.containers.get(name), settings=self.settings)
+            self.redis.zadd(self.slots_key, {thread_id: time.time()}, nx=True)  # e.g. Redis lost its data
+            return box, False
+        self._take_slot(thread_id)
+        try:
+            return self._start_session(thread_id, name, labels)
+        except BaseException:
+            self._free_slot(thread_id)
+            raise
+
+    def _start_session(self, thread_id: str, name: str, labels: dict[str, str] | None) -> tuple[Sandbox, bool]:
         for container in self._free():
             if not self.redis.set(f"sandbox:claim:{container.id}", thread_id, nx=True, ex=CLAIM_TTL):
                 continue  # another worker got it first
@@ -76,7 +117,7 @@ class Pool:
         behind for long."""
         t = now if now is not None else time.time()
         s = self.settings
-        gone = []
+        gone, live = [], set()
         selector = {"label": [LABEL, f"{NAMESPACE_LABEL}={s.sandbox_namespace}"]}
         for c in self.dc.containers.list(all=True, filters=selector):
             created = float(c.labels.get(CREATED_LABEL, "0") or 0)
@@ -87,7 +128,16 @@ class Pool:
             if c.status != "running" or expired or idle:
                 self._remove(c)
                 self.redis.delete(used_key(c.name))
+                if c.name.startswith("sbx-thread-"):
+                    self._free_slot(c.name.removeprefix("sbx-thread-"))
                 gone.append(c.name)
+            elif c.name.startswith("sbx-thread-"):
+                live.add(c.name.removeprefix("sbx-thread-"))
+        # Free the slots of sessions that are gone (reaped now, or removed behind our back).
+        for member, taken in self.redis.zrange(self.slots_key, 0, -1, withscores=True):
+            thread_id = member.decode() if isinstance(member, bytes) else member
+            if thread_id not in live and t - taken > SLOT_GRACE_SECONDS:
+                self._free_slot(thread_id)
         return gone
 
     def _remove(self, container: Any) -> None:
@@ -102,3 +152,4 @@ class Pool:
         """Destroy the thread's session, whatever state it is in."""
         with contextlib.suppress(docker.errors.NotFound):
             self._remove(self.dc.containers.get(thread_container_name(thread_id)))
+        self._free_slot(thread_id)

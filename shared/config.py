@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # lasted an hour); the reaper (beat, every minute) removes it, and the next call starts a fresh one.
     sandbox_idle_seconds: float = 1200.0
     sandbox_max_age_seconds: float = 3600.0
+    # At most this many thread sessions live at once (across all workers); a call that needs a new one waits
+    # up to SANDBOX_QUEUE_SECONDS for a slot, then the model is told code_interpreter is busy.
+    sandbox_max_sessions: int = 64
+    sandbox_queue_seconds: float = 60.0
     # Containers kept started and warm (imports done) for threads' first calls.
     sandbox_pool_size: int = 2
     # Labels this deployment's sandboxes, so that stopping one stack never touches another's on a shared engine.

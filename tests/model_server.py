@@ -9,7 +9,8 @@ substring of the last user message:
 
 Reply forms: {"text": str}, {"tool_calls": [{"name", "arguments"}]}, {"error": status, "message": str},
 {"finish_reason": "length", "text": str}; any of them may add "delay" (seconds before answering) or
-"chunk_delay" (seconds between streamed chunks). Unscripted prompts get "You said: <last user message>".
+"chunk_delay" (seconds between streamed chunks), "arg_chunk" (characters per streamed piece of tool call arguments;
+default: two halves). Unscripted prompts get "You said: <last user message>".
 Every request body is kept, for assertions on what the model was sent.
 """
 
@@ -138,12 +139,14 @@ def _chunks(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]
         out.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
     for i, call in enumerate(_calls(reply)):
         args = call["arguments"]
-        half = len(args) // 2
+        size = int(reply.get("arg_chunk") or (len(args) + 1) // 2 or 1)
+        pieces = [args[j:j + size] for j in range(0, len(args), size)] or [""]
         out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
             {"index": i, "id": call["id"], "type": "function",
-             "function": {"name": call["name"], "arguments": args[:half]}}]}, "finish_reason": None}]})
-        out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": i, "function": {"arguments": args[half:]}}]}, "finish_reason": None}]})
+             "function": {"name": call["name"], "arguments": pieces[0]}}]}, "finish_reason": None}]})
+        for piece in pieces[1:]:
+            out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": i, "function": {"arguments": piece}}]}, "finish_reason": None}]})
     finish = reply.get("finish_reason") or ("tool_calls" if reply.get("tool_calls") else "stop")
     out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     if (body.get("stream_options") or {}).get("include_usage"):

@@ -10,13 +10,18 @@ outputs of any function calls of the same turn (requires_action) or hands the ru
 import base64
 import json
 import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select, text
 
-from sandbox.container import Result
-from sandbox.pool import Pool
+from sandbox.container import Result, Sandbox
+from sandbox.pool import AtCapacity, Pool
 from shared import events, wire
 from shared.blobstore import from_settings
 from shared.ids import new_id, now
@@ -52,6 +57,45 @@ def _code_of(arguments: str) -> str:
     except ValueError:
         return arguments  # some models send the code itself rather than JSON
     return str(parsed.get("code", "")) if isinstance(parsed, dict) else str(parsed)
+
+
+_CODE_KEY = re.compile(r'"code"\s*:\s*"')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+
+
+def partial_code(arguments: str) -> str:
+    """The code in a call's arguments as far as they have streamed: the decoded prefix of the JSON string
+    value of "code" (or the text itself when the model sends bare code), stopping before a half-sent escape."""
+    s = arguments.lstrip()
+    if not s.startswith("{"):
+        return arguments
+    m = _CODE_KEY.search(s)
+    if m is None:
+        return ""
+    out, i = [], m.end()
+    while i < len(s) and s[i] != '"':
+        if s[i] != "\\":
+            out.append(s[i])
+            i += 1
+            continue
+        if i + 1 >= len(s):
+            break
+        kind = s[i + 1]
+        if kind != "u":
+            out.append(_ESCAPES.get(kind, kind))
+            i += 2
+            continue
+        if i + 6 > len(s):
+            break
+        point = int(s[i + 2:i + 6], 16)
+        if 0xD800 <= point < 0xDC00:  # a surrogate pair: wait for its second half
+            if i + 12 > len(s):
+                break
+            point = 0x10000 + ((point - 0xD800) << 10) + (int(s[i + 8:i + 12], 16) - 0xDC00)
+            i += 6
+        out.append(chr(point))
+        i += 6
+    return "".join(out)
 
 
 def step_entry(call_id: str, name: str, arguments: str) -> dict[str, Any]:
@@ -132,53 +176,121 @@ _FILES = text("SELECT f.id, f.filename, f.blob_key FROM file f WHERE f.project_i
               "  WHERE m.thread_id = :thread_id AND a->'tools' @> '[{\"type\": \"code_interpreter\"}]')")
 
 
-def execute(engine: Any, run_id: str, seq: int) -> None:
-    """Run the code calls of the run's open tool step in the thread's sandbox, then move the run on."""
+BUSY = ("code_interpreter is busy: all {cap} sandbox sessions are in use and none came free within {wait:.0f} s. "
+        "The code did not run; try again later.")
+HEARTBEAT_EVERY = 5.0
+
+
+def execute(engine: Any, run_id: str, seq: int, *, may_wait: bool = False) -> bool:
+    """Run the code calls of the run's open tool step in the thread's sandbox, then move the run on.
+
+    False when the thread needs a new session, none is free and `may_wait`: the caller retries later (the run
+    stays in progress, heartbeated, meanwhile). Without `may_wait` the model is told the tool is busy."""
     with store.connect() as conn:
         run = store.load_run(conn, run_id)
         if run is None or run.step_seq != seq or run.status != "in_progress":
-            return  # stale or overtaken (cancelled, expired, redone)
+            return True  # stale or overtaken (cancelled, expired, redone)
         t = _table(RunStep)
         row = conn.execute(select(t).where(t.c.run_id == run_id, t.c.kind == "tool_calls",
                                            t.c.status == "in_progress").order_by(t.c.seq.desc())).first()
         files = conn.execute(_FILES, {"project_id": run.project_id, "thread_id": run.thread_id,
                                       "run_files": list(run.file_ids)}).all()
+        store.heartbeat(conn, run_id, time.time())  # the sweep leaves a run alone while its tool runs
         conn.commit()
     if row is None:
-        return
+        return True
     step = from_row(RunStep, row)
     calls = [dict(c) for c in step.step_details["tool_calls"]]
     pool = _pool()
-    box, new = pool.session(run.thread_id)
-    try:
-        if new and files:
-            blobs = from_settings()
+    blobs = from_settings()
+
+    def open_session() -> Sandbox:
+        box, new = pool.session(run.thread_id)
+        if new and files:  # a fresh session starts with the files the run may use
             box.put_files({f.filename: b"".join(blobs.read(f.blob_key)) for f in files})
-        for call in calls:
-            if call["type"] != "code_interpreter":
-                continue
-            result = box.run(call["code_interpreter"]["input"])
-            image_ids: list[str] = []
-            written: dict[str, str] = {}
-            if result.images or result.files:
-                with store.connect() as conn:
-                    for png in result.images:
-                        image_ids.append(save_file(conn, run.project_id, "image.png", base64.b64decode(png)))
-                    for path in result.files:
-                        written[path] = save_file(conn, run.project_id, path.rsplit("/", 1)[-1],
-                                                  box.get_file(path))
-                    conn.commit()
-            call["code_interpreter"] = {**call["code_interpreter"], "outputs": outputs(result, image_ids)}
-            if written:
-                call["_files"] = written  # private: the reply's sandbox links are annotated from it
-            if result.reset:  # the next call (or run) starts a fresh session
-                pool.end(run.thread_id)
-                box, _ = pool.session(run.thread_id)
-    finally:
-        if box.alive:
-            box.detach()
-        pool.touch(run.thread_id)
+        return box
+
+    box: Sandbox | None
+    try:
+        box = open_session()
+    except AtCapacity:
+        if may_wait:
+            return False
+        settings = pool.settings
+        busy = BUSY.format(cap=settings.sandbox_max_sessions, wait=settings.sandbox_queue_seconds)
+        for i, call in enumerate(calls):
+            if call["type"] == "code_interpreter":
+                call["code_interpreter"] = {**call["code_interpreter"], "outputs": [{"type": "logs", "logs": busy}]}
+                _publish_outputs(engine, run_id, step.id, i, call)
+        _record(engine, run_id, seq, step, calls)
+        return True
+    with _heartbeat(run_id):
+        try:
+            for i, call in enumerate(calls):
+                if call["type"] != "code_interpreter":
+                    continue
+                if box is None:
+                    box = open_session()
+                result = box.run(call["code_interpreter"]["input"])
+                image_ids: list[str] = []
+                written: dict[str, str] = {}
+                if result.images or result.files:
+                    with store.connect() as conn:
+                        for png in result.images:
+                            image_ids.append(save_file(conn, run.project_id, "image.png", base64.b64decode(png)))
+                        for path in result.files:
+                            written[path] = save_file(conn, run.project_id, path.rsplit("/", 1)[-1],
+                                                      box.get_file(path))
+                        conn.commit()
+                call["code_interpreter"] = {**call["code_interpreter"], "outputs": outputs(result, image_ids)}
+                if written:
+                    call["_files"] = written  # private: the reply's sandbox links are annotated from it
+                _publish_outputs(engine, run_id, step.id, i, call)
+                if result.reset:  # the next call (or run) starts a fresh session
+                    pool.end(run.thread_id)
+                    box = None
+        finally:
+            if box is not None and box.alive:
+                box.detach()
+            pool.touch(run.thread_id)
     _record(engine, run_id, seq, step, calls)
+    return True
+
+
+def _publish_outputs(engine: Any, run_id: str, step_id: str, index: int, call: dict[str, Any]) -> None:
+    """Streaming clients see each call's outputs as soon as it has run (the step completes after the last)."""
+    outs = [{"index": j, **o} for j, o in enumerate(call["code_interpreter"]["outputs"])]
+    engine.publish(run_id, [("thread.run.step.delta", {"id": step_id, "object": "thread.run.step.delta", "delta": {
+        "step_details": {"type": "tool_calls", "tool_calls": [
+            {"index": index, "type": "code_interpreter", "code_interpreter": {"outputs": outs}}]}}})])
+
+
+@contextmanager
+def _heartbeat(run_id: str) -> Iterator[None]:
+    """Keep the run's heartbeat fresh while code runs (a call may take SANDBOX_TIMEOUT_SECONDS, a step several
+    calls), so the sweep does not take the run for lost."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_EVERY):
+            try:
+                with store.connect() as conn:
+                    store.heartbeat(conn, run_id, time.time())
+                    conn.commit()
+            except Exception:  # a missed beat only risks a harmless nudge
+                log.warning("run %s: heartbeat failed", run_id, exc_info=True)
+
+    beater = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
+    beater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beater.join()
+
+
+def end_session(thread_id: str) -> None:
+    _pool().end(thread_id)
 
 
 def maintain() -> dict[str, Any]:

@@ -120,6 +120,11 @@ class Engine:
         history = store.thread_messages(conn, run.thread_id)
         steps = store.run_steps(conn, run.id)
         conn.commit()  # end the transaction before the model call, which can take minutes
+        if any(s.kind == "tool_calls" and s.status == "in_progress" for s in steps):
+            # The turn's code is still to run (this is the sweep's nudge after its task was lost): run it, not
+            # the model.
+            code_tool.enqueue(run.id, seq)
+            return
         if announce:
             self.publish(run.id, announce)
         upstream = model.upstream_model(run.model)
@@ -182,8 +187,9 @@ class Engine:
             tstep = live.tool_step(live.created, [code_tool.step_entry(c.id, c.name, c.arguments)
                                                   for c in result.tool_calls], usage)
             store.add(conn, tstep)
-            opened = wire.step(tstep)
-            out += [("thread.run.step.created", opened), ("thread.run.step.in_progress", opened)]
+            if not live.announced_tools:
+                opened = wire.step(tstep)
+                out += [("thread.run.step.created", opened), ("thread.run.step.in_progress", opened)]
             if not self.apply(conn, run, Event.CONTINUE, usage=run_usage, heartbeat_at=time.time()):
                 return
             conn.commit()
@@ -225,6 +231,7 @@ class _LiveStep:
         self.message_id = step_id("msg_", run.id, seq, "message")
         self.announced_message = False
         self.announced_tools = False
+        self.code_sent: dict[int, int] = {}  # call index -> characters of its code streamed so far
         self._last_check = 0.0
         self._last_beat = time.monotonic()
         self.created = now()
@@ -264,19 +271,30 @@ class _LiveStep:
         self.engine.publish(self.run.id, items, refresh_ttl=len(items) > 1)
 
     def tool_delta(self, index: int, call: model.ToolCall, piece: str) -> None:
-        if code_tool.is_code_call(call.name, self.run.tools):
-            return  # announced whole when recorded (streaming the code as it is written comes later)
         items: list[tuple[str, Any]] = []
+        entry: dict[str, Any] = {"index": index}
+        if code_tool.is_code_call(call.name, self.run.tools):
+            # The code streams as it is written: the decoded "code" argument, not the JSON around it.
+            code = code_tool.partial_code(call.arguments)
+            sent = self.code_sent.get(index)
+            if sent is not None and len(code) == sent:
+                return
+            self.code_sent[index] = len(code)
+            entry.update(type="code_interpreter", code_interpreter={"input": code[sent or 0:]})
+            if sent is None:  # first piece of this call: say who it is
+                entry["id"] = call.id
+                entry["code_interpreter"]["outputs"] = []
+        else:
+            fn: dict[str, Any] = {"arguments": piece}
+            entry.update(type="function", function=fn)
+            if piece == call.arguments:  # first piece of this call: say who it is
+                entry["id"] = call.id
+                fn.update(name=call.name, output=None)
         sid = step_id("step_", self.run.id, self.seq, "tool_calls")
         if not self.announced_tools:
             self.announced_tools = True
             step = wire.step(self.tool_step(self.created, []))
             items += [("thread.run.step.created", step), ("thread.run.step.in_progress", step)]
-        fn: dict[str, Any] = {"arguments": piece}
-        entry: dict[str, Any] = {"index": index, "type": "function", "function": fn}
-        if piece == call.arguments:  # first piece of this call: say who it is
-            entry["id"] = call.id
-            fn.update(name=call.name, output=None)
         items.append(("thread.run.step.delta", {"id": sid, "object": "thread.run.step.delta", "delta": {
             "step_details": {"type": "tool_calls", "tool_calls": [entry]}}}))
         self.engine.publish(self.run.id, items)
@@ -284,6 +302,7 @@ class _LiveStep:
     def reset(self) -> None:
         """A retry starts the answer over: clients get the opening events again, which resets what they hold."""
         self.announced_message = self.announced_tools = False
+        self.code_sent.clear()
 
     def should_stop(self) -> bool:
         t = time.monotonic()

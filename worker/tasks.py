@@ -4,6 +4,8 @@ whose step was lost (e.g. the API died between its commit and its enqueue, or a 
 import time
 from functools import lru_cache
 
+from celery import Task
+from celery.signals import worker_ready
 from sqlalchemy import update
 from sqlmodel import Session, col, or_, select
 
@@ -29,17 +31,37 @@ def advance(run_id: str, step_seq: int) -> None:
     engine().advance(run_id, step_seq)
 
 
+CAPACITY_RETRY_SECONDS = 2.0
+
+
 @app.task(name="assistants.code.execute", queue=Queue.CODE.value, acks_late=True, reject_on_worker_lost=True,
-          soft_time_limit=840, time_limit=900)
-def execute_code(run_id: str, step_seq: int) -> None:
-    """Run the code_interpreter calls of run `run_id`'s open tool step (if the run is still at `step_seq`)."""
-    code_tool.execute(engine(), run_id, step_seq)
+          soft_time_limit=840, time_limit=900, bind=True, max_retries=None)
+def execute_code(self: Task, run_id: str, step_seq: int) -> None:
+    """Run the code_interpreter calls of run `run_id`'s open tool step (if the run is still at `step_seq`).
+    When every sandbox session is taken, wait for one in the queue (retrying) up to SANDBOX_QUEUE_SECONDS."""
+    waited = self.request.retries * CAPACITY_RETRY_SECONDS
+    may_wait = waited < get_settings().sandbox_queue_seconds
+    if not code_tool.execute(engine(), run_id, step_seq, may_wait=may_wait):
+        raise self.retry(countdown=CAPACITY_RETRY_SECONDS)
+
+
+@worker_ready.connect
+def _reap_at_start(**_: object) -> None:
+    """A worker starting (perhaps after one was killed mid-call) has the sandboxes checked at once, not at the
+    beat's next minute."""
+    maintain_sandboxes.delay()
 
 
 @app.task(name="assistants.sandbox.maintain", queue=Queue.CODE.value, acks_late=False)
 def maintain_sandboxes() -> dict[str, object]:
     """End expired or dead code_interpreter sessions and keep the warm pool filled."""
     return code_tool.maintain()
+
+
+@app.task(name="assistants.sandbox.end_session", queue=Queue.CODE.value, acks_late=True)
+def end_session(thread_id: str) -> None:
+    """The thread was deleted: destroy its session and free its slot."""
+    code_tool.end_session(thread_id)
 
 
 @app.task(name="assistants.runs.sweep", queue=Queue.RUNS.value, acks_late=False)

@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlmodel import select
 
+from api import dispatch
 from api.deps import ProjectDep, SessionDep, VersionDep
 from api.errors import not_found
 from api.pagination import PageDep, fetch_page, list_body, page_list
@@ -46,6 +47,7 @@ async def delete_thread(thread_id: str, session: SessionDep, project_id: Project
     t = await svc.get(session, project_id=project_id, thread_id=thread_id)
     await session.delete(t)  # messages go with it (ON DELETE CASCADE)
     await session.commit()
+    dispatch.end_sandbox_session(thread_id)
     return {"id": thread_id, "object": "thread.deleted", "deleted": True}
 
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from sandbox.container import remove_namespace
-from sandbox.pool import Pool, thread_container_name
+from sandbox.pool import SLOT_GRACE_SECONDS, AtCapacity, Pool, thread_container_name
 from shared.config import get_settings
 
 
@@ -97,3 +97,28 @@ def test_reaper_ends_idle_old_and_dead_sessions(pool: Pool, docker_client: docke
     assert len(pool._free()) == 1
     # Past their total lifetime, sessions and pool containers alike are ended.
     assert len(pool.reap(now + pool.settings.sandbox_max_age_seconds + 1)) == 2
+
+
+def test_the_session_cap_is_shared_and_freed(docker_client: docker.DockerClient, redis_server: redis.Redis) -> None:
+    settings = get_settings().model_copy(update={"sandbox_max_sessions": 2})
+    a, b = Pool(docker_client, redis_server, settings), Pool(docker_client, redis_server, settings)  # two workers
+    try:
+        one, two, three = thread_id(), thread_id(), thread_id()
+        a.session(one)[0].detach()
+        b.session(two)[0].detach()
+        with pytest.raises(AtCapacity):
+            a.session(three)
+        b.session(one)[0].detach()  # a thread that has its session is never refused
+        assert a.live_sessions() == 2
+        b.end(one)
+        a.session(three)[0].detach()
+        # A session removed behind the pool's back (or a worker that died starting one) frees its slot once
+        # the reaper sees it gone.
+        docker_client.containers.get(thread_container_name(two)).remove(force=True)
+        a.reap()
+        assert a.live_sessions() == 2  # within the grace period a slot may belong to a container being started
+        a.reap(time.time() + SLOT_GRACE_SECONDS + 1)
+        assert a.live_sessions() == 1  # `three` still holds its slot
+    finally:
+        remove_namespace(settings.sandbox_namespace, docker_client)
+        redis_server.delete(a.slots_key)

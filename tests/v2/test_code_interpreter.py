@@ -10,6 +10,8 @@ import uuid
 from pathlib import Path
 
 import openai
+from openai.types.beta import AssistantStreamEvent
+from openai.types.beta.threads.runs import ToolCall, ToolCallDelta
 
 from tests.model_server import ScriptedModel
 from tests.stack import Stack
@@ -165,3 +167,83 @@ def _ppid(stat: Path) -> int:
         return int(stat.read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError):
         return -1
+
+
+def test_code_streams_as_step_deltas_then_its_outputs(client: openai.OpenAI, model: ScriptedModel) -> None:
+    """As OpenAI streamed it: the code as the model writes it (decoded, not the JSON around it), then the logs."""
+    word = f"c{uuid.uuid4().hex[:10]}"
+    src = 'name = "Zoë 😀"\nprint(f"hi {name}")\nprint("tab\\there")'
+    model.script(word, {**code(src), "arg_chunk": 4}, {"text": "Greeted."})
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+
+    seen: list[str] = []
+    pieces: list[str] = []
+    logs: list[str] = []
+
+    class Handler(openai.AssistantEventHandler):
+        def on_event(self, event: AssistantStreamEvent) -> None:
+            seen.append(event.event)
+
+        def on_tool_call_delta(self, delta: ToolCallDelta, snapshot: ToolCall) -> None:
+            assert delta.type == "code_interpreter" and delta.code_interpreter is not None
+            if delta.code_interpreter.input:
+                pieces.append(delta.code_interpreter.input)
+            logs.extend(o.logs or "" for o in delta.code_interpreter.outputs or [] if o.type == "logs")
+
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id,
+                                         event_handler=Handler()) as stream:
+        stream.until_done()
+        steps = stream.get_final_run_steps()
+    assert "".join(pieces) == src and len(pieces) > 5  # many pieces, in order, escapes and emoji decoded
+    assert logs == ["hi Zoë 😀\ntab\there\n"]
+    first_delta = seen.index("thread.run.step.delta")
+    assert seen.index("thread.run.step.created") < first_delta
+    assert seen.index("thread.run.step.completed") > len(seen) - 1 - seen[::-1].index("thread.run.step.delta")
+    [call] = steps[0].step_details.tool_calls
+    assert call.code_interpreter.input == src and call.code_interpreter.outputs[0].logs == logs[0]
+    assert seen[-1] == "thread.run.completed"
+
+
+def test_a_session_reset_reaches_the_model(client: openai.OpenAI, model: ScriptedModel) -> None:
+    """Out of memory: the model is told what happened and that the session starts over; the next call runs in
+    a fresh session (the earlier variables are gone, the assistant's files are back)."""
+    word = f"c{uuid.uuid4().hex[:10]}"
+    data = client.files.create(file=("keep.txt", io.BytesIO(b"still here")), purpose="assistants")
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}],
+                                              tool_resources={"code_interpreter": {"file_ids": [data.id]}})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    model.script(word, code("x = 1\nprint('set')"),
+                 code("xs = []\nwhile True:\n    xs.append(bytearray(50 << 20))"),
+                 code("print('x' in dir(), open('/mnt/data/keep.txt').read())"), {"text": "Recovered."})
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=180)
+    assert run.status == "completed", run.last_error
+    requests = model.requests_for(word)
+    told = requests[2]["messages"][-1]
+    assert told["role"] == "tool" and "ran out of memory (limit 512 MB)" in told["content"]
+    assert "session was restarted" in told["content"]
+    assert requests[3]["messages"][-1]["content"] == "False still here\n"
+
+
+def test_deleting_a_thread_ends_its_session(stack: Stack, client: openai.OpenAI, model: ScriptedModel) -> None:
+    word = f"c{uuid.uuid4().hex[:10]}"
+    model.script(word, code("secret = 42"), {"text": "Stored."})
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    name = f"sbx-thread-{thread.id}"
+    assert name in _containers()
+    client.beta.threads.delete(thread.id)
+    deadline = time.monotonic() + 30
+    while name in _containers():
+        assert time.monotonic() < deadline, "the deleted thread's sandbox is still there"
+        time.sleep(0.2)
+
+
+def _containers() -> set[str]:
+    import docker
+
+    return {c.name for c in docker.from_env().containers.list(all=True, filters={"label": "assistants.sandbox"})}
