@@ -56,23 +56,22 @@ sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
 
 test: lint unit sandbox-test sdk-v2 sdk-v1
 
-## A Docker engine for code_interpreter sandboxes: installed from Debian and started here when missing.
+## A Docker engine for code_interpreter sandboxes (with gVisor registered): installed and started when missing.
 ## (With DOCKER_HOST set, the engine is elsewhere and nothing is installed.)
 sandbox-deps:
-	@if [ -z "$$DOCKER_HOST" ] && ! docker info >/dev/null 2>&1; then \
-	  command -v dockerd >/dev/null || { apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null; }; \
-	  (nohup dockerd >/var/log/assistants-dockerd.log 2>&1 &); \
-	  for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
-	  docker info >/dev/null 2>&1 || { tail -20 /var/log/assistants-dockerd.log; exit 1; }; \
-	fi
+	@deploy/local/docker-engine.sh
 
 ## The code_interpreter sandbox image, built without a registry (~2.5 min the first time).
 sandbox-image: sandbox-deps
 	sandbox/image/build.sh
 
+## The sandbox suite under Docker's default runtime, then the container attacks again under gVisor.
 sandbox-test: sandbox-image $(VENV)/.installed
 	$(BIN)/pytest tests/sandbox -q
+	@if docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'; then \
+	  echo "== the same attacks under gVisor (SANDBOX_RUNTIME=runsc)"; \
+	  SANDBOX_RUNTIME=runsc $(BIN)/pytest tests/sandbox/test_container.py -q; \
+	else echo "gVisor (runsc) is not registered with this Docker engine: its run is skipped (see README)"; fi
 
 clean:
 	-$(BIN)/python -m deploy.local.stack down
