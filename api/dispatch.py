@@ -11,6 +11,7 @@ from worker.queues import Queue
 
 ADVANCE_TASK = "assistants.runs.advance"
 END_SESSION_TASK = "assistants.sandbox.end_session"
+INGEST_TASK = "assistants.ingest.file"
 
 _celery: Celery | None = None
 
@@ -27,6 +28,11 @@ def _app() -> Celery:
 def enqueue_advance(run: Run) -> None:
     """Ask a worker to take the run's next step; the task carries step_seq, its compare-and-set token."""
     _app().send_task(ADVANCE_TASK, args=[run.id, run.step_seq], queue=Queue.RUNS.value)
+
+
+def enqueue_ingest(vector_store_id: str, file_id: str, attempt: int) -> None:
+    """Index a vector store file (the task carries its attempt: a re-added file makes older tasks stale)."""
+    _app().send_task(INGEST_TASK, args=[vector_store_id, file_id, attempt], queue=Queue.INGEST.value)
 
 
 def end_sandbox_session(thread_id: str) -> None:

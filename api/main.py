@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api import errors
-from api.routes import assistants, files, runs, threads
+from api.routes import assistants, files, runs, threads, vector_stores
 from shared.config import get_settings
 from shared.db import async_engine
 
@@ -33,7 +33,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     v1 = APIRouter(prefix="/v1")
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
-    for module in (assistants, runs, threads, files):
+    for module in (assistants, runs, threads, files, vector_stores):
         v1.include_router(module.router)
     app.include_router(v1)
 

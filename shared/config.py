@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     # Labels this deployment's sandboxes, so that stopping one stack never touches another's on a shared engine.
     sandbox_namespace: str = "default"
 
+    # Embeddings for file_search: the local all-MiniLM-L6-v2 (offline, 384 dimensions) unless an
+    # OpenAI-compatible /embeddings endpoint is configured. The vector column's size follows EMBEDDINGS_DIM, so
+    # changing embedder means re-ingesting.
+    embeddings_base_url: str = ""
+    embeddings_api_key: str = ""
+    embeddings_model: str = "all-MiniLM-L6-v2"
+    embeddings_dim: int = 384
+
     # Transient upstream errors (429, 5xx, timeouts, dropped connections) are retried this often, backing off.
     llm_max_retries: int = 3
 

@@ -14,6 +14,7 @@ PREFIXES = {
     "step": "step_",
     "call": "call_",
     "vector_store": "vs_",
+    "vector_store_file_batch": "vsfb_",
     "file": "file-",
     "project": "proj_",
     "api_key": "key_",

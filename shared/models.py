@@ -6,7 +6,7 @@ lists: cursor pagination on `seq` stays correct when many rows share a `created_
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Identity, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Identity, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -131,8 +131,8 @@ class Message(SQLModel, table=True):
 
 
 class VectorStore(SQLModel, table=True):
-    """A searchable set of files. Its API and ingestion arrive with the retrieval issue; the table exists now
-    because v1 `retrieval` files must appear in v2 under tool_resources.file_search."""
+    """A searchable set of files (file_search). v1 `retrieval` files live in an automatic one per assistant, and
+    files attached to a thread's messages for file_search in the thread's."""
 
     __tablename__ = "vector_store"
     id: str = Field(primary_key=True)
@@ -162,6 +162,23 @@ class VectorStoreFile(SQLModel, table=True):
     status: str = "in_progress"
     last_error: Any = _json()
     usage_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    chunking_strategy: Any = _json()  # {"type": "static", "static": {max_chunk_size_tokens, chunk_overlap_tokens}}
+    attributes: Any = _json()
+    batch_id: str | None = Field(default=None, index=True)
+    # Bumped on every (re-)enqueue of its ingestion: a task carrying an older value is stale.
+    attempt: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+
+
+class VectorStoreFileBatch(SQLModel, table=True):
+    __tablename__ = "vector_store_file_batch"
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    vector_store_id: str = Field(
+        sa_column=Column(String, ForeignKey("vector_store.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: int
+    cancelled: bool = False
 
 
 # Statuses in which a run holds its thread's lock (see the partial unique index in migration 0002).

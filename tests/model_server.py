@@ -8,18 +8,34 @@ substring of the last user message:
                  {"text": "It is sunny."})
 
 Reply forms: {"text": str}, {"tool_calls": [{"name", "arguments"}]}, {"error": status, "message": str},
-{"finish_reason": "length", "text": str}; any of them may add "delay" (seconds before answering) or
+{"finish_reason": "length", "text": str}; a text may hold {cite:N} (see _cite); any of them may add "delay"
+(seconds before answering) or
 "chunk_delay" (seconds between streamed chunks), "arg_chunk" (characters per streamed piece of tool call arguments;
 default: two halves). Unscripted prompts get "You said: <last user message>".
 Every request body is kept, for assertions on what the model was sent.
 """
 
 import json
+import re
 import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+def _cite(reply: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """`{cite:N}` in a scripted text becomes the N-th citation marker (【…†…】) of the last tool output, the way a
+    model copies the markers file_search gave it; `{quote:N}` the excerpt under that marker."""
+    if "{cite:" not in reply.get("text", "") and "{quote:" not in reply.get("text", ""):
+        return reply
+    tool = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "tool"), "")
+    parts = re.split(r"(【[^】]*】)\n", tool)
+    found = [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
+    text = reply["text"]
+    for n, (marker, excerpt) in enumerate(found):
+        text = text.replace(f"{{cite:{n}}}", marker).replace(f"{{quote:{n}}}", excerpt)
+    return {**reply, "text": text}
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -66,7 +82,7 @@ class ScriptedModel:
             self.requests.append(body)
             for match, replies in self.rules:
                 if match in text and replies:
-                    return replies.pop(0)
+                    return _cite(replies.pop(0), body.get("messages", []))
         return {"text": f"You said: {text}"}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -11,24 +11,17 @@ import base64
 import json
 import logging
 import re
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from sandbox.container import Result, Sandbox
-from sandbox.pool import AtCapacity, Pool
-from shared import events, wire
+from sandbox.pool import Pool
+from shared import events
 from shared.blobstore import from_settings
 from shared.ids import new_id, now
 from shared.models import File, RunStep
-from shared.rows import from_row
-from shared.rows import table as _table
-from shared.runstate import Event
 from worker import store
 
 log = logging.getLogger("worker.code")
@@ -178,115 +171,62 @@ _FILES = text("SELECT f.id, f.filename, f.blob_key FROM file f WHERE f.project_i
 
 BUSY = ("code_interpreter is busy: all {cap} sandbox sessions are in use and none came free within {wait:.0f} s. "
         "The code did not run; try again later.")
-HEARTBEAT_EVERY = 5.0
 
 
-def execute(engine: Any, run_id: str, seq: int, *, may_wait: bool = False) -> bool:
-    """Run the code calls of the run's open tool step in the thread's sandbox, then move the run on.
+class CodeRunner:
+    """The code calls of one step, run one after another in the thread's session (opened on first use)."""
 
-    False when the thread needs a new session, none is free and `may_wait`: the caller retries later (the run
-    stays in progress, heartbeated, meanwhile). Without `may_wait` the model is told the tool is busy."""
-    with store.connect() as conn:
-        run = store.load_run(conn, run_id)
-        if run is None or run.step_seq != seq or run.status != "in_progress":
-            return True  # stale or overtaken (cancelled, expired, redone)
-        t = _table(RunStep)
-        row = conn.execute(select(t).where(t.c.run_id == run_id, t.c.kind == "tool_calls",
-                                           t.c.status == "in_progress").order_by(t.c.seq.desc())).first()
-        files = conn.execute(_FILES, {"project_id": run.project_id, "thread_id": run.thread_id,
-                                      "run_files": list(run.file_ids)}).all()
-        store.heartbeat(conn, run_id, time.time())  # the sweep leaves a run alone while its tool runs
-        conn.commit()
-    if row is None:
-        return True
-    step = from_row(RunStep, row)
-    calls = [dict(c) for c in step.step_details["tool_calls"]]
-    pool = _pool()
-    blobs = from_settings()
+    def __init__(self, run: Any, files: list[Any]) -> None:
+        self.run, self.files = run, files
+        self.pool = _pool()
+        self.box: Sandbox | None = None
 
-    def open_session() -> Sandbox:
-        box, new = pool.session(run.thread_id)
-        if new and files:  # a fresh session starts with the files the run may use
-            box.put_files({f.filename: b"".join(blobs.read(f.blob_key)) for f in files})
-        return box
+    def open(self) -> None:
+        """Raises AtCapacity when the thread needs a new session and none is free."""
+        box, new = self.pool.session(self.run.thread_id)
+        if new and self.files:  # a fresh session starts with the files the run may use
+            blobs = from_settings()
+            box.put_files({f.filename: b"".join(blobs.read(f.blob_key)) for f in self.files})
+        self.box = box
 
-    box: Sandbox | None
-    try:
-        box = open_session()
-    except AtCapacity:
-        if may_wait:
-            return False
-        settings = pool.settings
-        busy = BUSY.format(cap=settings.sandbox_max_sessions, wait=settings.sandbox_queue_seconds)
-        for i, call in enumerate(calls):
-            if call["type"] == "code_interpreter":
-                call["code_interpreter"] = {**call["code_interpreter"], "outputs": [{"type": "logs", "logs": busy}]}
-                _publish_outputs(engine, run_id, step.id, i, call)
-        _record(engine, run_id, seq, step, calls)
-        return True
-    with _heartbeat(run_id):
-        try:
-            for i, call in enumerate(calls):
-                if call["type"] != "code_interpreter":
-                    continue
-                if box is None:
-                    box = open_session()
-                result = box.run(call["code_interpreter"]["input"])
-                image_ids: list[str] = []
-                written: dict[str, str] = {}
-                if result.images or result.files:
-                    with store.connect() as conn:
-                        for png in result.images:
-                            image_ids.append(save_file(conn, run.project_id, "image.png", base64.b64decode(png)))
-                        for path in result.files:
-                            written[path] = save_file(conn, run.project_id, path.rsplit("/", 1)[-1],
-                                                      box.get_file(path))
-                        conn.commit()
-                call["code_interpreter"] = {**call["code_interpreter"], "outputs": outputs(result, image_ids)}
-                if written:
-                    call["_files"] = written  # private: the reply's sandbox links are annotated from it
-                _publish_outputs(engine, run_id, step.id, i, call)
-                if result.reset:  # the next call (or run) starts a fresh session
-                    pool.end(run.thread_id)
-                    box = None
-        finally:
-            if box is not None and box.alive:
-                box.detach()
-            pool.touch(run.thread_id)
-    _record(engine, run_id, seq, step, calls)
-    return True
+    def busy(self, call: dict[str, Any]) -> dict[str, Any]:
+        s = self.pool.settings
+        logs = BUSY.format(cap=s.sandbox_max_sessions, wait=s.sandbox_queue_seconds)
+        return {**call, "code_interpreter": {**call["code_interpreter"], "outputs": [{"type": "logs", "logs": logs}]}}
+
+    def call(self, call: dict[str, Any]) -> dict[str, Any]:
+        if self.box is None:
+            self.open()
+        assert self.box is not None
+        result = self.box.run(call["code_interpreter"]["input"])
+        image_ids: list[str] = []
+        written: dict[str, str] = {}
+        if result.images or result.files:
+            with store.connect() as conn:
+                for png in result.images:
+                    image_ids.append(save_file(conn, self.run.project_id, "image.png", base64.b64decode(png)))
+                for path in result.files:
+                    written[path] = save_file(conn, self.run.project_id, path.rsplit("/", 1)[-1],
+                                              self.box.get_file(path))
+                conn.commit()
+        out = {**call, "code_interpreter": {**call["code_interpreter"], "outputs": outputs(result, image_ids)}}
+        if written:
+            out["_files"] = written  # private: the reply's sandbox links are annotated from it
+        if result.reset:  # the next call (or run) starts a fresh session
+            self.pool.end(self.run.thread_id)
+            self.box = None
+        return out
+
+    def close(self) -> None:
+        if self.box is not None and self.box.alive:
+            self.box.detach()
+        self.pool.touch(self.run.thread_id)
 
 
-def _publish_outputs(engine: Any, run_id: str, step_id: str, index: int, call: dict[str, Any]) -> None:
-    """Streaming clients see each call's outputs as soon as it has run (the step completes after the last)."""
-    outs = [{"index": j, **o} for j, o in enumerate(call["code_interpreter"]["outputs"])]
-    engine.publish(run_id, [("thread.run.step.delta", {"id": step_id, "object": "thread.run.step.delta", "delta": {
-        "step_details": {"type": "tool_calls", "tool_calls": [
-            {"index": index, "type": "code_interpreter", "code_interpreter": {"outputs": outs}}]}}})])
-
-
-@contextmanager
-def _heartbeat(run_id: str) -> Iterator[None]:
-    """Keep the run's heartbeat fresh while code runs (a call may take SANDBOX_TIMEOUT_SECONDS, a step several
-    calls), so the sweep does not take the run for lost."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT_EVERY):
-            try:
-                with store.connect() as conn:
-                    store.heartbeat(conn, run_id, time.time())
-                    conn.commit()
-            except Exception:  # a missed beat only risks a harmless nudge
-                log.warning("run %s: heartbeat failed", run_id, exc_info=True)
-
-    beater = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
-    beater.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        beater.join()
+def files_for(conn: Any, run: Any) -> list[Any]:
+    """The files a run's code may see in /mnt/data."""
+    return list(conn.execute(_FILES, {"project_id": run.project_id, "thread_id": run.thread_id,
+                                      "run_files": list(run.file_ids)}).all())
 
 
 def end_session(thread_id: str) -> None:
@@ -299,36 +239,3 @@ def maintain() -> dict[str, Any]:
     gone = pool.reap()
     started = pool.warm(pool.settings.sandbox_pool_size)
     return {"reaped": gone, "warmed": started}
-
-
-def _record(engine: Any, run_id: str, seq: int, step: RunStep, calls: list[dict[str, Any]]) -> None:
-    with store.connect() as conn:
-        run = store.load_run(conn, run_id, lock=True)
-        if run is None or run.step_seq != seq:
-            conn.rollback()
-            return  # cancelled meanwhile: the outputs are discarded
-        functions = [c for c in calls if c["type"] == "function"]
-        step.step_details = {"type": "tool_calls", "tool_calls": calls}
-        t = _table(RunStep)
-        values: dict[str, Any] = {"step_details": step.step_details}
-        if not functions:
-            step.status, step.completed_at = "completed", now()
-            values.update(status="completed", completed_at=step.completed_at)
-        conn.execute(t.update().where(t.c.id == step.id).values(**values))
-        if functions:
-            required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
-                for c in functions]}}
-            if not engine.apply(conn, run, Event.CALLED_FUNCTIONS, required_action=required):
-                return
-            conn.commit()
-            engine.publish(run.id, [("thread.run.requires_action", wire.run(run)), (events.DONE, "[DONE]")])
-            return
-        if not engine.apply(conn, run, Event.CONTINUE):
-            return
-        conn.commit()
-    engine.publish(run.id, [("thread.run.step.completed", wire.step(step))])
-    from worker.tasks import advance
-
-    advance.apply_async(args=[run.id, run.step_seq])

@@ -19,7 +19,7 @@ from shared import events, wire
 from shared.ids import now
 from shared.models import Message, Run, RunStep
 from shared.runstate import TERMINAL, Effect, Event, Status, transition
-from worker import code_tool, model, prompt, store
+from worker import code_tool, model, prompt, retrieval, server_tools, store
 
 log = logging.getLogger("worker.engine")
 
@@ -120,10 +120,11 @@ class Engine:
         history = store.thread_messages(conn, run.thread_id)
         steps = store.run_steps(conn, run.id)
         conn.commit()  # end the transaction before the model call, which can take minutes
-        if any(s.kind == "tool_calls" and s.status == "in_progress" for s in steps):
-            # The turn's code is still to run (this is the sweep's nudge after its task was lost): run it, not
-            # the model.
-            code_tool.enqueue(run.id, seq)
+        open_step = next((s for s in steps if s.kind == "tool_calls" and s.status == "in_progress"), None)
+        if open_step is not None:
+            # The turn's tools are still to run (this is the sweep's nudge after their task was lost): run them,
+            # not the model.
+            server_tools.enqueue(run.id, seq, open_step.step_details.get("tool_calls", []))
             return
         if announce:
             self.publish(run.id, announce)
@@ -147,10 +148,11 @@ class Engine:
             self.finish(conn, run, Event.FAIL, "thread.run.failed",
                          last_error={"code": err.code, "message": err.message})
             return
-        self._record(conn, run, seq, result, live, code_tool.images_of(steps), code_tool.files_of(steps))
+        self._record(conn, run, seq, result, live, code_tool.images_of(steps), code_tool.files_of(steps),
+                     retrieval.sources_of(steps))
 
     def _record(self, conn: Connection, run: Run, seq: int, result: model.ModelResult, live: "_LiveStep",
-                images: list[str], files: dict[str, str]) -> None:
+                images: list[str], files: dict[str, str], sources: dict[str, dict[str, str]]) -> None:
         """Write what the call produced and move the run on — in one transaction, only if still current."""
         locked = store.load_run(conn, run.id, lock=True)
         if locked is None or locked.step_seq != seq:
@@ -168,7 +170,7 @@ class Engine:
             message = Message(id=live.message_id, project_id=run.project_id, thread_id=run.thread_id,
                               created_at=live.created,
                               role="assistant", assistant_id=run.assistant_id, run_id=run.id,
-                              content=_reply_content(result.text, images, files),
+                              content=_reply_content(result.text, images, files, sources),
                               status="incomplete" if truncated else "completed",
                               completed_at=None if truncated else t, incomplete_at=t if truncated else None,
                               incomplete_details={"reason": "max_tokens"} if truncated else None)
@@ -180,12 +182,11 @@ class Engine:
                 out += live.message_opening(live.created)
             out += [("thread.message.completed", wire.message(message)),
                     ("thread.run.step.completed", wire.step(step))]
-        code_calls = [c for c in result.tool_calls if code_tool.is_code_call(c.name, run.tools)]
-        if code_calls:
-            # Server-side work first: the calls go to the `code` queue, which runs them in the thread's sandbox
-            # and then either asks for the remaining function outputs or hands the run back to the model.
-            tstep = live.tool_step(live.created, [code_tool.step_entry(c.id, c.name, c.arguments)
-                                                  for c in result.tool_calls], usage)
+        if any(server_tools.is_server_call(c.name, run.tools) for c in result.tool_calls):
+            # Server-side work first: a task runs the code (in the thread's sandbox) and searches, then either
+            # asks for the remaining function outputs or hands the run back to the model.
+            entries = [server_tools.step_entry(c.id, c.name, c.arguments, run.tools) for c in result.tool_calls]
+            tstep = live.tool_step(live.created, entries, usage)
             store.add(conn, tstep)
             if not live.announced_tools:
                 opened = wire.step(tstep)
@@ -194,7 +195,7 @@ class Engine:
                 return
             conn.commit()
             self.publish(run.id, out)
-            code_tool.enqueue(run.id, run.step_seq)
+            server_tools.enqueue(run.id, run.step_seq, entries)
             return
         if result.tool_calls:
             calls: list[dict[str, Any]] = [{"id": c.id, "type": "function",
@@ -273,7 +274,12 @@ class _LiveStep:
     def tool_delta(self, index: int, call: model.ToolCall, piece: str) -> None:
         items: list[tuple[str, Any]] = []
         entry: dict[str, Any] = {"index": index}
-        if code_tool.is_code_call(call.name, self.run.tools):
+        if retrieval.is_search_call(call.name, self.run.tools):
+            if index in self.code_sent:
+                return  # announced with its first piece; the query itself is not part of the step
+            self.code_sent[index] = 0
+            entry.update(id=call.id, type="file_search", file_search={})
+        elif code_tool.is_code_call(call.name, self.run.tools):
             # The code streams as it is written: the decoded "code" argument, not the JSON around it.
             code = code_tool.partial_code(call.arguments)
             sent = self.code_sent.get(index)
@@ -319,18 +325,23 @@ class _LiveStep:
 
 def _function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The tools the model is offered: the run's functions, and code_interpreter as a function the model calls
-    with Python code. (file_search joins with the retrieval issue.)"""
+    with Python code, file_search as a function taking a query."""
     offered = [{"type": "function", "function": t["function"]} for t in tools if t.get("type") == "function"]
     if any(t.get("type") == "code_interpreter" for t in tools):
         offered.append(code_tool.DEFINITION)
+    if any(t.get("type") in ("file_search", "retrieval") for t in tools):
+        offered.append(retrieval.DEFINITION)
     return offered
 
 
-def _reply_content(text_value: str, images: list[str], files: dict[str, str]) -> list[dict[str, Any]]:
+def _reply_content(text_value: str, images: list[str], files: dict[str, str],
+                   sources: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
     """Figures the run's code made come first, as OpenAI's code interpreter showed them; sandbox links to files
-    the code wrote are annotated with the files' ids."""
+    the code wrote are annotated with the files' ids, and citation markers with the searched files'."""
+    annotations = sorted([*code_tool.annotate(text_value, files), *retrieval.annotate(text_value, sources)],
+                         key=lambda a: a["start_index"])
     return [*({"type": "image_file", "image_file": {"file_id": f}} for f in images),
-            {"type": "text", "text": {"value": text_value, "annotations": code_tool.annotate(text_value, files)}}]
+            {"type": "text", "text": {"value": text_value, "annotations": annotations}}]
 
 
 def _tool_choice(choice: Any) -> Any:

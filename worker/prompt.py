@@ -40,7 +40,7 @@ def thread_message(m: Message) -> dict[str, Any]:
 
 
 def _call(c: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """(the assistant's tool call, its output) for a function or code_interpreter call."""
+    """(the assistant's tool call, its output) for a function, code_interpreter or file_search call."""
     if c.get("type") == "function":
         fn = c["function"]
         return ({"id": c["id"], "type": "function", "function": {"name": fn["name"], "arguments": fn["arguments"]}},
@@ -55,6 +55,10 @@ def _call(c: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
         return ({"id": c["id"], "type": "function",
                  "function": {"name": "code_interpreter", "arguments": json.dumps({"code": ci["input"]})}},
                 logs or "(no output)")
+    if c.get("type") == "file_search" and "_output" in c:
+        return ({"id": c["id"], "type": "function", "function": {"name": "file_search",
+                                                                 "arguments": c.get("_arguments") or "{}"}},
+                c["_output"])
     return None
 
 

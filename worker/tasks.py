@@ -13,7 +13,7 @@ from shared.config import get_settings
 from shared.db import sync_engine
 from shared.ids import now
 from shared.models import Run
-from worker import code_tool
+from worker import code_tool, ingest, server_tools
 from worker.celery_app import app
 from worker.engine import Engine
 from worker.queues import Queue
@@ -41,8 +41,25 @@ def execute_code(self: Task, run_id: str, step_seq: int) -> None:
     When every sandbox session is taken, wait for one in the queue (retrying) up to SANDBOX_QUEUE_SECONDS."""
     waited = self.request.retries * CAPACITY_RETRY_SECONDS
     may_wait = waited < get_settings().sandbox_queue_seconds
-    if not code_tool.execute(engine(), run_id, step_seq, may_wait=may_wait):
+    if not server_tools.execute(engine(), run_id, step_seq, may_wait=may_wait):
         raise self.retry(countdown=CAPACITY_RETRY_SECONDS)
+
+
+@app.task(name="assistants.search.execute", queue=Queue.RUNS.value, acks_late=True, reject_on_worker_lost=True,
+          soft_time_limit=840, time_limit=900)
+def execute_search(run_id: str, step_seq: int) -> None:
+    """Run the file_search calls of run `run_id`'s open tool step (if the run is still at `step_seq`)."""
+    server_tools.execute(engine(), run_id, step_seq)
+
+
+@app.task(name="assistants.ingest.file", queue=Queue.INGEST.value, acks_late=True, reject_on_worker_lost=True,
+          bind=True, max_retries=3, soft_time_limit=3300, time_limit=3500)
+def ingest_file(self: Task, vector_store_id: str, file_id: str, attempt: int) -> str:
+    """Extract, chunk, embed and index one vector store file (stale attempts are no-ops)."""
+    try:
+        return ingest.ingest(vector_store_id, file_id, attempt, last_try=self.request.retries >= 3)
+    except Exception as e:
+        raise self.retry(exc=e, countdown=5) from e
 
 
 @worker_ready.connect

@@ -102,6 +102,8 @@ async def add_message(session: AsyncSession, *, thread: Thread, body: MessageCre
         p.image_file.file_id for p in body.content if p.type == "image_file" and p.image_file is not None]
     await file_svc.require_usable(session, project_id=thread.project_id, file_ids=image_ids,
                                   param=f"{prefix}content")
+    await vs_svc.attach_to_thread(session, thread=thread, file_ids=[
+        a["file_id"] for a in attachments if any(t.get("type") in ("file_search", "retrieval") for t in a["tools"])])
     m = Message(id=new_id("message"), project_id=thread.project_id, thread_id=thread.id, created_at=now(),
                 role=body.role, content=_content_parts(body.content), attachments=attachments, meta=body.metadata)
     await insert(session, m)

@@ -128,6 +128,11 @@ def up(args: argparse.Namespace) -> dict[str, object]:
     pids["code-worker"] = _spawn("code-worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E",
                                                  "-Q", "code", "-c", "2", "-n", f"code@{socket.gethostname()}",
                                                  "--loglevel", "INFO"], state, env)
+    # file_search ingestion (parse, chunk, embed) on its own queue: one process, whose numpy uses every core.
+    pids["ingest-worker"] = _spawn("ingest-worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker",
+                                                     "-E", "-Q", "ingest", "-c", "1",
+                                                     "-n", f"ingest@{socket.gethostname()}",
+                                                     "--loglevel", "INFO"], state, env)
     # Exactly one beat: it expires overdue runs and re-enqueues lost steps.
     pids["beat"] = _spawn("beat", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "beat",
                                    "-s", str(state / "celerybeat-schedule"), "--loglevel", "INFO"], state, env)

@@ -1,0 +1,78 @@
+"""Request bodies of /v1/vector_stores and its files and file batches, with OpenAI's limits."""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictInt, model_validator
+
+from api.schemas.common import Metadata, Request
+
+
+class StaticSizes(Request):
+    max_chunk_size_tokens: Annotated[StrictInt, Field(ge=100, le=4096)]
+    chunk_overlap_tokens: Annotated[StrictInt, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _overlap_at_most_half(self) -> "StaticSizes":
+        if self.chunk_overlap_tokens > self.max_chunk_size_tokens // 2:
+            raise ValueError("Invalid 'chunking_strategy.static.chunk_overlap_tokens': the overlap must not exceed "
+                             "half of 'max_chunk_size_tokens'.")
+        return self
+
+
+class ChunkingStrategy(Request):
+    type: Literal["auto", "static"]
+    static: StaticSizes | None = None
+
+    @model_validator(mode="after")
+    def _static_needs_sizes(self) -> "ChunkingStrategy":
+        if self.type == "static" and self.static is None:
+            raise ValueError("Missing required parameter: 'chunking_strategy.static'.")
+        if self.type == "auto" and self.static is not None:
+            raise ValueError("'chunking_strategy.static' is only allowed with type 'static'.")
+        return self
+
+
+class ExpiresAfter(Request):
+    anchor: Literal["last_active_at"]
+    days: Annotated[StrictInt, Field(ge=1, le=365)]
+
+
+Attributes = Annotated[dict[str, str | float | bool], Field(max_length=16)] | None
+
+
+class VectorStoreCreate(Request):
+    file_ids: Annotated[list[str], Field(max_length=500)] = Field(default_factory=list)
+    name: str | None = None
+    description: str | None = None  # sent by recent SDKs; not part of the vector store object, so not kept
+    expires_after: ExpiresAfter | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+    metadata: Metadata = None
+
+
+class VectorStoreUpdate(Request):
+    name: str | None = None
+    expires_after: ExpiresAfter | None = None
+    metadata: Metadata = None
+
+
+class VectorStoreFileCreate(Request):
+    file_id: str
+    chunking_strategy: ChunkingStrategy | None = None
+    attributes: Attributes = None
+
+
+class FileBatchCreate(Request):
+    file_ids: Annotated[list[str], Field(min_length=1, max_length=2000)] | None = None
+    files: Annotated[list[VectorStoreFileCreate], Field(min_length=1, max_length=2000)] | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+    attributes: Attributes = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "FileBatchCreate":
+        if (self.file_ids is None) == (self.files is None):
+            raise ValueError("Provide exactly one of 'file_ids' or 'files'.")
+        return self
+
+
+def dump(strategy: ChunkingStrategy | None) -> dict[str, Any] | None:
+    return strategy.model_dump(exclude_none=True) if strategy else None

@@ -1,0 +1,201 @@
+"""file_search end to end: vector stores API, real ingestion (extract, chunk, embed with the local model, index
+in pgvector), hybrid search in runs, citations. Only the model is scripted."""
+
+import io
+import json
+import uuid
+
+import openai
+import pytest
+
+from tests.model_server import ScriptedModel
+
+REACTOR = ("# Zorblax station handbook\n\nThe Zorblax reactor is cooled by liquid helium-3 circulating through "
+           "the inner mantle. Coolant pressure must stay between 40 and 45 bar.\n\n"
+           "Shift changes happen at 06:00 and 18:00 station time.\n")
+GARDEN = ("Greenhouse notes. Tomatoes on deck seven need watering twice a day; basil grows best under the blue "
+          "lamps. The hydroponic pumps are serviced every Tuesday by the botany crew.\n")
+
+
+def search_call(query: str) -> dict[str, object]:
+    return {"tool_calls": [{"name": "file_search", "arguments": json.dumps({"query": query})}]}
+
+
+def upload(client: openai.OpenAI, name: str, data: bytes | str) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    return client.files.create(file=(name, io.BytesIO(raw)), purpose="assistants").id
+
+
+def test_vector_store_lifecycle(client: openai.OpenAI) -> None:
+    a, b = upload(client, "reactor.md", REACTOR), upload(client, "garden.txt", GARDEN)
+    vs = client.vector_stores.create(name="handbook", file_ids=[a], metadata={"team": "ops"},
+                                     expires_after={"anchor": "last_active_at", "days": 3})
+    assert vs.object == "vector_store" and vs.name == "handbook" and vs.metadata == {"team": "ops"}
+    assert vs.expires_after is not None and vs.expires_after.days == 3
+    assert vs.expires_at == vs.last_active_at + 3 * 86400
+    f = client.vector_stores.files.create_and_poll(file_id=b, vector_store_id=vs.id, poll_interval_ms=100)
+    assert f.status == "completed" and f.last_error is None and f.usage_bytes > 0, f
+    assert f.chunking_strategy.type == "static" and f.chunking_strategy.static.max_chunk_size_tokens == 800
+    first = client.vector_stores.files.poll(a, vector_store_id=vs.id, poll_interval_ms=100)
+    assert first.status == "completed"
+    vs = client.vector_stores.retrieve(vs.id)
+    assert vs.status == "completed" and vs.file_counts.completed == 2 and vs.file_counts.total == 2
+    assert vs.usage_bytes >= f.usage_bytes + first.usage_bytes
+    listed = client.vector_stores.files.list(vs.id, order="asc")
+    assert [x.id for x in listed.data] == [a, b]
+    assert [x.id for x in client.vector_stores.files.list(vs.id, filter="failed").data] == []
+    vs = client.vector_stores.update(vs.id, name="renamed", expires_after=None)
+    assert vs.name == "renamed" and vs.expires_at is None
+    deleted = client.vector_stores.files.delete(b, vector_store_id=vs.id)
+    assert deleted.deleted and client.vector_stores.retrieve(vs.id).file_counts.total == 1
+    assert client.files.retrieve(b).id == b  # detaching keeps the File
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.files.retrieve(b, vector_store_id=vs.id)
+    assert client.vector_stores.delete(vs.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.retrieve(vs.id)
+
+
+def test_file_batches_upload_and_poll(client: openai.OpenAI) -> None:
+    vs = client.vector_stores.create(name="batch")
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        vs.id, files=[("one.md", io.BytesIO(REACTOR.encode())), ("two.txt", io.BytesIO(GARDEN.encode())),
+                      ("three.py", io.BytesIO(b"def answer():\n    return 42\n"))],
+        chunking_strategy={"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50}},
+        poll_interval_ms=100)
+    assert batch.object == "vector_store.files_batch" and batch.status == "completed", batch
+    assert batch.file_counts.completed == 3 and batch.file_counts.total == 3
+    files = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=vs.id).data
+    assert len(files) == 3 and {f.chunking_strategy.static.max_chunk_size_tokens for f in files} == {200}
+    again = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=vs.id)
+    assert again.status == "completed"
+    cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=vs.id)
+    assert cancelled.file_counts.completed == 3  # nothing left to cancel
+
+
+def test_unreadable_files_fail_with_a_reason(client: openai.OpenAI) -> None:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    writer.encrypt("secret")
+    locked = io.BytesIO()
+    writer.write(locked)
+    ids = {"binary.exe": upload(client, "binary.exe", b"MZ\x90\x00" * 100),
+           "broken.pdf": upload(client, "broken.pdf", b"%PDF-1.7\nthis is not really a pdf"),
+           "locked.pdf": upload(client, "locked.pdf", locked.getvalue()),
+           "nul.txt": upload(client, "nul.txt", b"text\x00with\x00nul bytes"),
+           "good.md": upload(client, "good.md", REACTOR)}
+    vs = client.vector_stores.create(name="mixed")
+    batch = client.vector_stores.file_batches.create_and_poll(vs.id, file_ids=list(ids.values()),
+                                                              poll_interval_ms=100)
+    by_id = {f.id: f for f in client.vector_stores.file_batches.list_files(batch.id, vector_store_id=vs.id).data}
+    codes = {name: (by_id[fid].status, by_id[fid].last_error.code if by_id[fid].last_error else None)
+             for name, fid in ids.items()}
+    assert codes == {"binary.exe": ("failed", "unsupported_file"), "broken.pdf": ("failed", "invalid_file"),
+                     "locked.pdf": ("failed", "invalid_file"), "nul.txt": ("failed", "invalid_file"),
+                     "good.md": ("completed", None)}
+    assert "encrypted" in by_id[ids["locked.pdf"]].last_error.message
+    assert batch.file_counts.failed == 4 and batch.file_counts.completed == 1
+
+
+def test_office_and_pdf_documents_are_read(client: openai.OpenAI, tmp_path: object) -> None:
+    import docx
+    import pptx
+    from matplotlib.figure import Figure
+
+    d = docx.Document()
+    d.add_paragraph("The quarterly offsite is in Lisbon on the ninth of May.")
+    word = io.BytesIO()
+    d.save(word)
+    deck = pptx.Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Roadmap"
+    slide.placeholders[1].text = "Ship the quantum toaster by autumn."
+    slides = io.BytesIO()
+    deck.save(slides)
+    fig = Figure()
+    fig.text(0.1, 0.5, "The vault code is seven seven three.")
+    pdf = io.BytesIO()
+    fig.savefig(pdf, format="pdf")
+    vs = client.vector_stores.create(name="docs")
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        vs.id, files=[("offsite.docx", word.getvalue()), ("roadmap.pptx", slides.getvalue()),
+                      ("vault.pdf", pdf.getvalue())], poll_interval_ms=100)
+    files = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=vs.id).data
+    assert [(f.status, f.last_error) for f in files] == [("completed", None)] * 3
+
+
+def test_answer_cites_the_file_it_came_from(client: openai.OpenAI, model: ScriptedModel) -> None:
+    word = f"fs{uuid.uuid4().hex[:10]}"
+    reactor, garden = upload(client, "reactor.md", REACTOR), upload(client, "garden.txt", GARDEN)
+    assistant = client.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [reactor, garden]}]}})
+    [store] = assistant.tool_resources.file_search.vector_store_ids
+    client.vector_stores.files.poll(reactor, vector_store_id=store, poll_interval_ms=100)
+    client.vector_stores.files.poll(garden, vector_store_id=store, poll_interval_ms=100)
+    model.script(word, search_call("what keeps the reactor cold"),
+                 {"text": "It is cooled by liquid helium-3{cite:0}."})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"How is the reactor cooled? {word}"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    [message] = [m for m in client.beta.threads.messages.list(thread.id).data if m.role == "assistant"]
+    text = message.content[0].text
+    [annotation] = text.annotations
+    assert annotation.type == "file_citation" and annotation.file_citation.file_id == reactor
+    assert text.value[annotation.start_index:annotation.end_index] == annotation.text
+    assert annotation.text.startswith("【") and "reactor.md" in annotation.text
+    quote = annotation.model_dump()["file_citation"].get("quote")
+    assert (quote is not None and "helium-3" in quote and quote in REACTOR.replace("\n\n", "\n")) or quote in REACTOR
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    [call] = steps[0].step_details.tool_calls
+    assert call.type == "file_search"
+    results = call.model_dump()["file_search"]["results"]
+    assert results[0]["file_id"] == reactor and results[0]["file_name"] == "reactor.md"
+    assert "_sources" not in json.dumps(call.model_dump())  # the engine's bookkeeping stays private
+    told = model.requests_for(word)[1]["messages"][-1]
+    assert told["role"] == "tool" and "helium-3" in told["content"].split("【", 2)[1]  # the best excerpt first
+
+
+def test_attachments_make_a_thread_store_and_deleting_a_file_removes_it(client: openai.OpenAI,
+                                                                        model: ScriptedModel) -> None:
+    word = f"fs{uuid.uuid4().hex[:10]}"
+    notes = upload(client, "notes.md", "The launch password is marmalade-42. Keep it secret.\n")
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+    thread = client.beta.threads.create(messages=[{
+        "role": "user", "content": f"What is the launch password? {word}",
+        "attachments": [{"file_id": notes, "tools": [{"type": "file_search"}]}]}])
+    [store] = thread.tool_resources.file_search.vector_store_ids
+    vs = client.vector_stores.retrieve(store)
+    assert vs.expires_after is not None and vs.expires_after.days == 7
+    client.vector_stores.files.poll(notes, vector_store_id=store, poll_interval_ms=100)
+    model.script(word, search_call("launch password"), {"text": "It is marmalade-42{cite:0}."},
+                 search_call("launch password"), {"text": "I could not find it."})
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    reply = client.beta.threads.messages.list(thread.id, limit=1).data[0].content[0].text
+    assert reply.annotations[0].file_citation.file_id == notes
+    assert "marmalade-42" in model.requests_for(word)[1]["messages"][-1]["content"]
+
+    client.files.delete(notes)  # "Detach a file … to remove it from the retrieval index" — or delete it
+    client.beta.threads.messages.create(thread.id, role="user", content=f"Again? {word}")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    assert model.requests_for(word)[-1]["messages"][-1]["content"] == "No results found in the files."
+
+
+def test_search_never_crosses_projects(client: openai.OpenAI, other_client: openai.OpenAI,
+                                       model: ScriptedModel) -> None:
+    secret = upload(client, "secret.md", "The treasure is buried under the old oak tree in Zorblax park.\n")
+    vs = client.vector_stores.create(file_ids=[secret])
+    client.vector_stores.files.poll(secret, vector_store_id=vs.id, poll_interval_ms=100)
+    with pytest.raises(openai.BadRequestError):
+        other_client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}],
+                                            tool_resources={"file_search": {"vector_store_ids": [vs.id]}})
+    with pytest.raises(openai.NotFoundError):
+        other_client.vector_stores.retrieve(vs.id)

@@ -1,0 +1,178 @@
+"""file_search (v1 `retrieval`): hybrid search over the chunk index, the tool as the model sees it, and the
+citations in its answer.
+
+Search fuses two rankings with reciprocal rank fusion: vector similarity (pgvector, cosine) and Postgres full
+text (`ts_rank_cd` over an OR of the query's terms). Each finds what the other misses — paraphrases for the
+vectors, exact names, codes and rare words for the text index — and RRF needs no score calibration between them.
+Scope: only `completed` files of the vector stores the run may read, in the run's project.
+
+The model calls `file_search` with a query; it gets excerpts headed by markers like 【3:0†notes.md】 and is asked to
+cite with them. Markers in the reply become `file_citation` annotations (file id, quoted chunk, indices), as
+OpenAI's file_search produced them.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, text
+
+from shared import embeddings
+
+NAME = "file_search"
+DEFINITION = {"type": "function", "function": {
+    "name": NAME,
+    "description": "Search the files the user gave you (documents, notes, code) for passages relevant to a query. "
+                   "Returns excerpts, each headed by a citation marker such as 【3:0†report.pdf】. Base answers on "
+                   "the excerpts and cite each fact by copying its marker exactly into your answer.",
+    "parameters": {"type": "object", "properties": {"query": {
+        "type": "string", "description": "What to look for, in your own words; include key names and terms."}},
+        "required": ["query"]}}}
+DEFAULT_RESULTS = 20
+CANDIDATES = 60  # per ranking, before fusion
+RRF_K = 60
+EXACT_SCAN_LIMIT = 20000  # below this many chunks in scope an exact scan beats the HNSW index (and is exact)
+MARKER = re.compile(r"【(\d+):(\d+)†([^】]*)】")
+
+Mode = Literal["hybrid", "vector", "keyword"]
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    file_id: str
+    filename: str
+    text: str
+    score: float  # cosine similarity of chunk and query, 0..1 for these models
+
+
+_SCOPE = """FROM chunk c
+    JOIN vector_store_file vsf ON vsf.vector_store_id = c.vector_store_id AND vsf.file_id = c.file_id
+                              AND vsf.status = 'completed'
+    JOIN vector_store vs ON vs.id = c.vector_store_id AND vs.project_id = :project_id
+                         AND (vs.expires_at IS NULL OR vs.expires_at > extract(epoch FROM now()))
+    WHERE c.vector_store_id = ANY(:stores)"""
+
+
+def search(conn: Connection, project_id: str, store_ids: list[str], query: str, *, limit: int = DEFAULT_RESULTS,
+           mode: Mode = "hybrid", score_threshold: float = 0.0) -> list[Hit]:
+    if not store_ids or not query.strip():
+        return []
+    qvec = "[" + ",".join(f"{x:.7g}" for x in embeddings.get().embed([query])[0].tolist()) + "]"
+    params = {"project_id": project_id, "stores": list(store_ids), "q": qvec, "text": query, "n": CANDIDATES}
+    ranked: list[list[int]] = []
+    if mode in ("hybrid", "vector"):
+        ranked.append(_vector_ids(conn, params))
+    if mode in ("hybrid", "keyword"):
+        ranked.append([r[0] for r in conn.execute(text(f"""
+            WITH q AS (SELECT to_tsquery('simple', array_to_string(ARRAY(
+                SELECT quote_literal(lexeme) FROM unnest(tsvector_to_array(to_tsvector('english', :text))) lexeme),
+                ' | ')) AS query)
+            SELECT c.id {_SCOPE} AND c.tsv @@ (SELECT query FROM q)
+            ORDER BY ts_rank_cd(c.tsv, (SELECT query FROM q)) DESC, c.id LIMIT :n"""), params)])
+    fused: dict[int, float] = {}
+    for ids in ranked:
+        for rank, cid in enumerate(ids):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+    best = sorted(fused, key=lambda cid: (-fused[cid], cid))
+    if not best:
+        return []
+    rows = conn.execute(text("""
+        SELECT c.id, c.file_id, f.filename, c.text, 1 - (c.embedding <=> CAST(:q AS vector)) AS score
+        FROM chunk c JOIN file f ON f.id = c.file_id WHERE c.id = ANY(:ids)"""), {"q": qvec, "ids": best}).all()
+    by_id = {r.id: Hit(r.id, r.file_id, r.filename, r.text, max(0.0, float(r.score))) for r in rows}
+    hits = [by_id[cid] for cid in best if cid in by_id and by_id[cid].score >= score_threshold]
+    return hits[:limit]
+
+
+def _vector_ids(conn: Connection, params: dict[str, Any]) -> list[int]:
+    in_scope = conn.execute(text(f"SELECT count(*) {_SCOPE}"), params).scalar() or 0
+    if in_scope <= EXACT_SCAN_LIMIT:
+        # Materialised first, so the planner cannot take the HNSW index and filter its (few) results afterwards.
+        sql = f"""WITH s AS MATERIALIZED (SELECT c.id, c.embedding {_SCOPE})
+                  SELECT id FROM s ORDER BY embedding <=> CAST(:q AS vector), id LIMIT :n"""
+    else:
+        # Large scopes use the index; iterative scans keep going until enough rows pass the scope filter.
+        conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        conn.execute(text("SET LOCAL hnsw.ef_search = 200"))
+        sql = f"""SELECT c.id {_SCOPE} ORDER BY c.embedding <=> CAST(:q AS vector) LIMIT :n"""
+    return [r[0] for r in conn.execute(text(sql), params)]
+
+
+# ---- the tool ------------------------------------------------------------------------------------------------
+def is_search_call(name: str, tools: list[dict[str, Any]]) -> bool:
+    return name == NAME and any(t.get("type") in ("file_search", "retrieval") for t in tools)
+
+
+def query_of(arguments: str) -> str:
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return arguments
+    if isinstance(parsed, dict):
+        q = parsed.get("query") or parsed.get("queries") or ""
+        return " ".join(map(str, q)) if isinstance(q, list) else str(q)
+    return str(parsed)
+
+
+def step_entry(call_id: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "file_search", "file_search": {}, "_arguments": arguments}
+
+
+def options(tools: list[dict[str, Any]]) -> tuple[int, float]:
+    """max_num_results and ranking_options.score_threshold of the run's file_search tool."""
+    for t in tools:
+        if t.get("type") == "file_search":
+            fs = t.get("file_search") or {}
+            ranking = fs.get("ranking_options") or {}
+            return int(fs.get("max_num_results") or DEFAULT_RESULTS), float(ranking.get("score_threshold") or 0.0)
+    return DEFAULT_RESULTS, 0.0
+
+
+def run_call(conn: Connection, call: dict[str, Any], *, project_id: str, store_ids: list[str], turn: int,
+             tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """Search for the call's query; the call comes back with its results (public) and what the model reads and
+    the reply's citations resolve against (private)."""
+    limit, threshold = options(tools)
+    # Use keeps a store alive: its expiry (anchored at last_active_at) moves on.
+    conn.execute(text("""
+        UPDATE vector_store SET last_active_at = CAST(extract(epoch FROM now()) AS integer),
+            expires_at = CASE WHEN expires_after IS NULL THEN NULL
+                              ELSE CAST(extract(epoch FROM now()) AS integer) + (expires_after->>'days')::int * 86400
+                         END
+        WHERE id = ANY(:stores) AND project_id = :project_id
+          AND (expires_at IS NULL OR expires_at > extract(epoch FROM now()))"""),
+                 {"stores": store_ids, "project_id": project_id})
+    hits = search(conn, project_id, store_ids, query_of(call.get("_arguments", "")), limit=limit,
+                  score_threshold=threshold)
+    sources = []
+    parts = []
+    for i, h in enumerate(hits):
+        marker = f"【{turn}:{i}†{h.filename}】"
+        sources.append({"marker": marker, "file_id": h.file_id, "quote": h.text})
+        parts.append(f"{marker}\n{h.text}")
+    output = "\n\n".join(parts) if parts else "No results found in the files."
+    return {**call, "file_search": {
+        "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": threshold},
+        "results": [{"file_id": h.file_id, "file_name": h.filename, "score": round(h.score, 6)} for h in hits]},
+        "_output": output, "_sources": sources}
+
+
+def sources_of(steps: list[Any]) -> dict[str, dict[str, str]]:
+    """marker -> {file_id, quote}, for every search this run made."""
+    return {s["marker"]: s for step in steps if step.kind == "tool_calls"
+            for c in step.step_details.get("tool_calls", []) if c.get("type") == "file_search"
+            for s in c.get("_sources") or []}
+
+
+def annotate(text_value: str, sources: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """file_citation annotations for the markers in the reply that name a result of this run's searches."""
+    out = []
+    for m in MARKER.finditer(text_value):
+        source = sources.get(m.group(0))
+        if source is None:
+            continue  # a marker the model made up: left as text, not cited
+        out.append({"type": "file_citation", "text": m.group(0), "start_index": m.start(), "end_index": m.end(),
+                    "file_citation": {"file_id": source["file_id"], "quote": source["quote"]}})
+    return out
