@@ -65,12 +65,7 @@ def search(conn: Connection, project_id: str, store_ids: list[str], query: str, 
     if mode in ("hybrid", "vector"):
         ranked.append(_vector_ids(conn, params))
     if mode in ("hybrid", "keyword"):
-        ranked.append([r[0] for r in conn.execute(text(f"""
-            WITH q AS (SELECT to_tsquery('simple', array_to_string(ARRAY(
-                SELECT quote_literal(lexeme) FROM unnest(tsvector_to_array(to_tsvector('english', :text))) lexeme),
-                ' | ')) AS query)
-            SELECT c.id {_SCOPE} AND c.tsv @@ (SELECT query FROM q)
-            ORDER BY ts_rank_cd(c.tsv, (SELECT query FROM q)) DESC, c.id LIMIT :n"""), params)])
+        ranked.append(_keyword_ids(conn, params))
     fused: dict[int, float] = {}
     for ids in ranked:
         for rank, cid in enumerate(ids):
@@ -84,6 +79,36 @@ def search(conn: Connection, project_id: str, store_ids: list[str], query: str, 
     by_id = {r.id: Hit(r.id, r.file_id, r.filename, r.text, max(0.0, float(r.score))) for r in rows}
     hits = [by_id[cid] for cid in best if cid in by_id and by_id[cid].score >= score_threshold]
     return hits[:limit]
+
+
+COMMON_TERM_SHARE = 0.5  # a term in more than half of the chunks in scope says nothing about which one is meant
+DF_SAMPLE = 2000  # document frequencies are estimated on this many chunks of the scope: bounded cost per search
+
+
+def _keyword_ids(conn: Connection, params: dict[str, Any]) -> list[int]:
+    """Full-text candidates: chunks matching any of the query's distinctive terms, best ts_rank_cd first.
+
+    Postgres ranks without document frequencies, so a term that is everywhere in these files ("station", "part
+    number") would rank every chunk and drown the one rare term that matters (a name, a code). Terms found in
+    more than half of the chunks in scope (estimated on a sample of them) are left out of the query, as an IDF
+    weighting would discount them."""
+    terms = conn.execute(text(f"""
+        WITH scope AS MATERIALIZED (SELECT c.tsv {_SCOPE} LIMIT :sample),
+             terms AS (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :text))) AS lexeme)
+        SELECT t.lexeme, (SELECT count(*) FROM scope s WHERE s.tsv @@ to_tsquery('simple', quote_literal(t.lexeme))),
+               (SELECT count(*) FROM scope)
+        FROM terms t"""), {**params, "sample": DF_SAMPLE}).all()
+    if not terms:
+        return []
+    total = terms[0][2]
+    keep = [lexeme for lexeme, df, _ in terms if df and (total < 4 or df <= COMMON_TERM_SHARE * total)]
+    if not keep:
+        return []
+    query = " | ".join("'" + lexeme.replace("'", "''") + "'" for lexeme in keep)
+    return [r[0] for r in conn.execute(text(f"""
+        SELECT c.id {_SCOPE} AND c.tsv @@ to_tsquery('simple', :query)
+        ORDER BY ts_rank_cd(c.tsv, to_tsquery('simple', :query)) DESC, c.id LIMIT :n"""),
+        {**params, "query": query})]
 
 
 def _vector_ids(conn: Connection, params: dict[str, Any]) -> list[int]:
