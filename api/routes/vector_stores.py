@@ -10,7 +10,14 @@ from sqlmodel import col, select, update
 from api.deps import ProjectDep, SessionDep
 from api.errors import not_found
 from api.pagination import PageDep, fetch_page, list_body
-from api.schemas.vector_stores import FileBatchCreate, VectorStoreCreate, VectorStoreFileCreate, VectorStoreUpdate, dump
+from api.schemas.vector_stores import (
+    FileBatchCreate,
+    VectorStoreCreate,
+    VectorStoreFileCreate,
+    VectorStoreFileUpdate,
+    VectorStoreUpdate,
+    dump,
+)
 from api.services import files as file_svc
 from api.services import vector_stores as svc
 from shared.ids import new_id, now
@@ -120,6 +127,17 @@ async def retrieve_vector_store_file(vector_store_id: str, file_id: str, session
                                      project_id: ProjectDep) -> dict[str, Any]:
     await svc.get(session, project_id=project_id, vector_store_id=vector_store_id)
     return svc.render_file(await _file(session, vector_store_id, file_id))
+
+
+@router.post("/vector_stores/{vector_store_id}/files/{file_id}")
+async def update_vector_store_file(vector_store_id: str, file_id: str, body: VectorStoreFileUpdate,
+                                   session: SessionDep, project_id: ProjectDep) -> dict[str, Any]:
+    await svc.get(session, project_id=project_id, vector_store_id=vector_store_id)
+    row = await _file(session, vector_store_id, file_id)
+    row.attributes = body.attributes
+    session.add(row)
+    await session.commit()
+    return svc.render_file(row)
 
 
 @router.delete("/vector_stores/{vector_store_id}/files/{file_id}")

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 from api.schemas.common import Metadata, Request
 
@@ -37,7 +37,19 @@ class ExpiresAfter(Request):
     days: Annotated[StrictInt, Field(ge=1, le=365)]
 
 
-Attributes = Annotated[dict[str, str | float | bool], Field(max_length=16)] | None
+def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    for k, v in (value or {}).items():
+        if len(k) > 64:
+            raise ValueError(f"Invalid 'attributes': key too long. Expected a key with maximum length 64, but got "
+                             f"a key with length {len(k)} instead.")
+        if isinstance(v, str) and len(v) > 512:
+            raise ValueError(f"Invalid 'attributes.{k}': string too long. Expected a string with maximum length "
+                             f"512, but got a string with length {len(v)} instead.")
+    return value
+
+
+Attributes = Annotated[Annotated[dict[str, StrictStr | StrictBool | StrictInt | StrictFloat], Field(max_length=16)]
+                       | None, AfterValidator(_check_attributes)]
 
 
 class VectorStoreCreate(Request):
@@ -59,6 +71,10 @@ class VectorStoreFileCreate(Request):
     file_id: str
     chunking_strategy: ChunkingStrategy | None = None
     attributes: Attributes = None
+
+
+class VectorStoreFileUpdate(Request):
+    attributes: Attributes
 
 
 class FileBatchCreate(Request):

@@ -177,11 +177,15 @@ def _empty_counts() -> dict[str, int]:
 def render(vs: VectorStore, file_counts: dict[str, int] | None) -> dict[str, Any]:
     c = file_counts or _empty_counts()
     expired = vs.expires_at is not None and vs.expires_at <= now()
-    return {"id": vs.id, "object": "vector_store", "created_at": vs.created_at, "name": vs.name,
-            "usage_bytes": vs.usage_bytes, "file_counts": c,
-            "status": "expired" if expired else "in_progress" if c["in_progress"] else "completed",
-            "expires_after": vs.expires_after, "expires_at": vs.expires_at, "last_active_at": vs.last_active_at,
-            "metadata": vs.meta or {}}
+    # name: a string in every spec (and the SDK's type), so an unnamed store shows "".
+    out = {"id": vs.id, "object": "vector_store", "created_at": vs.created_at, "name": vs.name or "",
+           # `bytes` is the first v2 spec's name for usage_bytes (SDKs 1.21-1.2x read it): both are sent.
+           "usage_bytes": vs.usage_bytes, "bytes": vs.usage_bytes, "file_counts": c,
+           "status": "expired" if expired else "in_progress" if c["in_progress"] else "completed",
+           "expires_at": vs.expires_at, "last_active_at": vs.last_active_at, "metadata": vs.meta or {}}
+    if vs.expires_after:  # absent rather than null: the first v2 spec does not allow null here
+        out["expires_after"] = vs.expires_after
+    return out
 
 
 def render_file(f: VectorStoreFile) -> dict[str, Any]:
