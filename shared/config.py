@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     run_sweep_seconds: float = 15.0
     run_stale_waiting_seconds: float = 30.0
     run_stale_running_seconds: float = 120.0
+    # A vector store file still in progress this long after it was added is enqueued again (its task may be lost).
+    ingest_stale_seconds: float = 600.0
 
     # code_interpreter sandboxes (Docker; DOCKER_HOST points the workers at the engine, which may be remote).
     sandbox_image: str = "assistants-sandbox:latest"

@@ -26,7 +26,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Ite
     s = stack_mod.start(tmp_path_factory.mktemp("stack"), {
         "LLM_BASE_URL": model.base_url, "LLM_API_KEY": "test",
         # A brisk beat, so that expiry and lost-step recovery are observed in seconds rather than minutes.
-        "RUN_SWEEP_SECONDS": "1", "RUN_STALE_WAITING_SECONDS": "3", "RUN_STALE_RUNNING_SECONDS": "15"})
+        "RUN_SWEEP_SECONDS": "1", "RUN_STALE_WAITING_SECONDS": "3", "RUN_STALE_RUNNING_SECONDS": "15",
+        "INGEST_STALE_SECONDS": "5"})
     yield s
     stack_mod.stop(s)
 

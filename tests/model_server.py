@@ -12,7 +12,8 @@ Reply forms: {"text": str}, {"tool_calls": [{"name", "arguments"}]}, {"error": s
 (seconds before answering) or
 "chunk_delay" (seconds between streamed chunks), "arg_chunk" (characters per streamed piece of tool call arguments;
 default: two halves). Unscripted prompts get "You said: <last user message>".
-Every request body is kept, for assertions on what the model was sent.
+Every request body is kept, for assertions on what the model was sent. POST /v1/embeddings answers too (hashed
+bags of words, EMBEDDING_DIM dimensions), for tests of a remote embedder.
 """
 
 import json
@@ -20,8 +21,26 @@ import re
 import threading
 import time
 import urllib.request
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+EMBEDDING_DIM = 64
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI-compatible /embeddings answer: hashed bags of words (deterministic, cheap). Texts sharing words
+    get similar vectors, which is all a test of the embeddings plumbing needs."""
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = []
+    for i, t in enumerate(texts):
+        v = [0.0] * EMBEDDING_DIM
+        for word in re.findall(r"\w+", t.lower()):
+            v[zlib.crc32(word.encode()) % EMBEDDING_DIM] += 1.0
+        norm = sum(x * x for x in v) ** 0.5 or 1.0
+        data.append({"object": "embedding", "index": i, "embedding": [x / norm for x in v]})
+    return {"object": "list", "data": data, "model": body.get("model", "scripted"),
+            "usage": {"prompt_tokens": 0, "total_tokens": 0}}
 
 
 def _cite(reply: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -96,6 +115,9 @@ class ScriptedModel:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if self.path.rstrip("/") == "/v1/embeddings":
+                    self._json(200, _embeddings(body))
+                    return
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._json(404, {"error": {"message": "not found"}})
                     return

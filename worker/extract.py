@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-BLOCK = 256 * 1024  # characters per block of plain text
+BLOCK = 64 * 1024  # characters per block of plain text: bounds the tokenizer's working set
 
 # OpenAI's list for file_search (and v1 retrieval), plus a few plain-text cousins.
 TEXT = {".c", ".cpp", ".cc", ".h", ".hpp", ".cs", ".css", ".csv", ".go", ".html", ".htm", ".java", ".js", ".json",
@@ -41,7 +41,8 @@ def check_supported(filename: str) -> None:
 
 
 def segments(filename: str, path: Path) -> Iterator[str]:
-    """The file's text in order, as pages (PDF, slides) or blocks (text, Word)."""
+    """The file's text in order, as pages (PDF, slides) or blocks (text, Word) that concatenate to the whole:
+    a text file's blocks split at whitespace and keep it, pages end with a newline."""
     check_supported(filename)
     ext = suffix(filename)
     if ext == ".pdf":
@@ -81,7 +82,7 @@ def _text_blocks(path: Path) -> Iterator[str]:
             else:
                 block, carry = block[:cut], block[cut:]
             yield block
-        if carry.strip():
+        if carry:
             yield carry
 
 
@@ -131,7 +132,7 @@ def _pdf(path: Path) -> Iterator[str]:
         for page in reader.pages:
             text = page.extract_text() or ""
             if text.strip():
-                yield text
+                yield text + "\n"
     except ExtractError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
@@ -160,13 +161,13 @@ def _docx(path: Path) -> Iterator[str]:
         block.append(paragraph.text)
         size += len(paragraph.text)
         if size >= BLOCK:
-            yield "\n".join(block)
+            yield "\n".join(block) + "\n"
             block, size = [], 0
     for table in document.tables:
         for row in table.rows:
             block.append(" | ".join(cell.text for cell in row.cells))
     if any(b.strip() for b in block):
-        yield "\n".join(block)
+        yield "\n".join(block) + "\n"
 
 
 def _pptx(path: Path) -> Iterator[str]:
@@ -183,4 +184,4 @@ def _pptx(path: Path) -> Iterator[str]:
             texts.append(slide.notes_slide.notes_text_frame.text)
         text = "\n".join(t for t in texts if t.strip())
         if text:
-            yield text
+            yield text + "\n"

@@ -61,16 +61,19 @@ def search(conn: Connection, project_id: str, store_ids: list[str], query: str, 
         return []
     qvec = "[" + ",".join(f"{x:.7g}" for x in embeddings.get().embed([query])[0].tolist()) + "]"
     params = {"project_id": project_id, "stores": list(store_ids), "q": qvec, "text": query, "n": CANDIDATES}
+    # How big is the scope? Counted only up to a cap (an index-only scan), so huge stores cost no more.
+    size = conn.execute(text("""SELECT count(*) FROM (SELECT 1 FROM chunk WHERE vector_store_id = ANY(:stores)
+                                LIMIT :cap) s"""), {**params, "cap": SCOPE_COUNT_CAP}).scalar() or 0
     ranked: list[list[int]] = []
     if mode in ("hybrid", "vector"):
-        ranked.append(_vector_ids(conn, params))
+        ranked.append(_vector_ids(conn, params, size))
     if mode in ("hybrid", "keyword"):
-        ranked.append(_keyword_ids(conn, params))
+        ranked.append(_keyword_ids(conn, params, size))
     fused: dict[int, float] = {}
     for ids in ranked:
         for rank, cid in enumerate(ids):
             fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-    best = sorted(fused, key=lambda cid: (-fused[cid], cid))
+    best = sorted(fused, key=lambda cid: (-fused[cid], cid))[:limit * 3]
     if not best:
         return []
     rows = conn.execute(text("""
@@ -83,15 +86,18 @@ def search(conn: Connection, project_id: str, store_ids: list[str], query: str, 
 
 COMMON_TERM_SHARE = 0.5  # a term in more than half of the chunks in scope says nothing about which one is meant
 DF_SAMPLE = 2000  # document frequencies are estimated on this many chunks of the scope: bounded cost per search
+KEYWORD_ROWS = 5000  # about this many matching chunks are ranked at most (ts_rank_cd reads every one)
+SCOPE_COUNT_CAP = 200_001
 
 
-def _keyword_ids(conn: Connection, params: dict[str, Any]) -> list[int]:
+def _keyword_ids(conn: Connection, params: dict[str, Any], size: int) -> list[int]:
     """Full-text candidates: chunks matching any of the query's distinctive terms, best ts_rank_cd first.
 
     Postgres ranks without document frequencies, so a term that is everywhere in these files ("station", "part
     number") would rank every chunk and drown the one rare term that matters (a name, a code). Terms found in
     more than half of the chunks in scope (estimated on a sample of them) are left out of the query, as an IDF
-    weighting would discount them."""
+    weighting would discount them. In large scopes the rarest terms come first, and terms are added while the
+    chunks they match stay within KEYWORD_ROWS, which bounds the ranking's cost."""
     terms = conn.execute(text(f"""
         WITH scope AS MATERIALIZED (SELECT c.tsv {_SCOPE} LIMIT :sample),
              terms AS (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :text))) AS lexeme)
@@ -101,7 +107,16 @@ def _keyword_ids(conn: Connection, params: dict[str, Any]) -> list[int]:
     if not terms:
         return []
     total = terms[0][2]
-    keep = [lexeme for lexeme, df, _ in terms if df and (total < 4 or df <= COMMON_TERM_SHARE * total)]
+    # A term absent from the sample is rare, not missing (the sample may just not reach its chunks): kept.
+    useful = sorted((df, lexeme) for lexeme, df, _ in terms if total < 4 or df <= COMMON_TERM_SHARE * total)
+    keep: list[str] = []
+    expected = 0.0
+    for df, lexeme in useful:
+        rows = max(df, 1) / max(total, 1) * max(size, total)
+        if expected + rows > KEYWORD_ROWS:
+            break  # in a large scope a term matching more chunks than this tells too little to be worth ranking
+        keep.append(lexeme)
+        expected += rows
     if not keep:
         return []
     query = " | ".join("'" + lexeme.replace("'", "''") + "'" for lexeme in keep)
@@ -111,18 +126,22 @@ def _keyword_ids(conn: Connection, params: dict[str, Any]) -> list[int]:
         {**params, "query": query})]
 
 
-def _vector_ids(conn: Connection, params: dict[str, Any]) -> list[int]:
-    in_scope = conn.execute(text(f"SELECT count(*) {_SCOPE}"), params).scalar() or 0
-    if in_scope <= EXACT_SCAN_LIMIT:
+def _vector_ids(conn: Connection, params: dict[str, Any], size: int) -> list[int]:
+    if size <= EXACT_SCAN_LIMIT:
         # Materialised first, so the planner cannot take the HNSW index and filter its (few) results afterwards.
         sql = f"""WITH s AS MATERIALIZED (SELECT c.id, c.embedding {_SCOPE})
                   SELECT id FROM s ORDER BY embedding <=> CAST(:q AS vector), id LIMIT :n"""
-    else:
-        # Large scopes use the index; iterative scans keep going until enough rows pass the scope filter.
-        conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        conn.execute(text("SET LOCAL hnsw.ef_search = 200"))
-        sql = f"""SELECT c.id {_SCOPE} ORDER BY c.embedding <=> CAST(:q AS vector) LIMIT :n"""
-    return [r[0] for r in conn.execute(text(sql), params)]
+        return [r[0] for r in conn.execute(text(sql), params)]
+    # Large scopes: the HNSW index, on the chunk table alone (a join would keep the planner from using it), with
+    # iterative scans continuing until enough rows of these stores are found; the scope is checked afterwards.
+    conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    conn.execute(text("SET LOCAL hnsw.ef_search = 100"))
+    nearest = [r[0] for r in conn.execute(text("""
+        SELECT id FROM chunk WHERE vector_store_id = ANY(:stores)
+        ORDER BY embedding <=> CAST(:q AS vector) LIMIT :n"""), params)]
+    allowed = {r[0] for r in conn.execute(text(f"SELECT c.id {_SCOPE} AND c.id = ANY(:ids)"),
+                                          {**params, "ids": nearest})}
+    return [cid for cid in nearest if cid in allowed]
 
 
 # ---- the tool ------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, or_, select
 from shared.config import get_settings
 from shared.db import sync_engine
 from shared.ids import now
-from shared.models import Run
+from shared.models import Run, VectorStoreFile
 from worker import code_tool, ingest, server_tools
 from worker.celery_app import app
 from worker.engine import Engine
@@ -105,4 +105,22 @@ def sweep() -> int:
             s.commit()
     for run_id, seq in due:
         advance.apply_async(args=[run_id, seq])
-    return len(due)
+    return len(due) + _nudge_ingestion(t)
+
+
+def _nudge_ingestion(t: float) -> int:
+    """Files still in progress long after they were added may have lost their task (e.g. the API died between
+    its commit and its enqueue): enqueue them again, once per INGEST_STALE_SECONDS each. Harmless if the task
+    was not lost: a running ingestion holds the file's lock (the nudge returns `busy`), a finished one is stale."""
+    stale = get_settings().ingest_stale_seconds
+    with Session(sync_engine()) as s:
+        rows = s.exec(select(VectorStoreFile.vector_store_id, VectorStoreFile.file_id, VectorStoreFile.attempt)
+                      .where(VectorStoreFile.status == "in_progress",
+                             VectorStoreFile.created_at < int(t - stale)).limit(1000)).all()
+    redis = engine().redis
+    nudged = 0
+    for vs_id, file_id, attempt in rows:
+        if redis.set(f"ingest:nudged:{vs_id}:{file_id}:{attempt}", "1", nx=True, ex=max(1, int(stale))):
+            ingest_file.apply_async(args=[vs_id, file_id, attempt])
+            nudged += 1
+    return nudged

@@ -3,12 +3,17 @@ in pgvector), hybrid search in runs, citations. Only the model is scripted."""
 
 import io
 import json
+import os
+import signal
+import time
 import uuid
+from pathlib import Path
 
 import openai
 import pytest
 
 from tests.model_server import ScriptedModel
+from tests.stack import Stack
 
 REACTOR = ("# Zorblax station handbook\n\nThe Zorblax reactor is cooled by liquid helium-3 circulating through "
            "the inner mantle. Coolant pressure must stay between 40 and 45 bar.\n\n"
@@ -199,3 +204,57 @@ def test_search_never_crosses_projects(client: openai.OpenAI, other_client: open
                                             tool_resources={"file_search": {"vector_store_ids": [vs.id]}})
     with pytest.raises(openai.NotFoundError):
         other_client.vector_stores.retrieve(vs.id)
+
+
+def test_ingest_worker_killed_midway_retries_the_file_whole(stack: Stack, client: openai.OpenAI) -> None:
+    """SIGKILL the ingest worker's process while it writes chunks: the task is redelivered, the file starts over
+    and ends with exactly the chunks a clean run makes — none lost, none twice."""
+    from sqlalchemy import create_engine, text
+
+    from worker import chunking
+
+    body = " ".join(f"Entry {i}: the {GARDEN.split()[i % 30]} reading was {i * 7 % 101} units." for i in range(6000))
+    expected = sum(1 for _ in chunking.chunks([body]))
+    big = upload(client, "log.txt", body)
+    vs = client.vector_stores.create(name="killed", file_ids=[big])
+    engine = create_engine(stack.env["DATABASE_URL"])
+    count = text("SELECT count(*), count(DISTINCT position) FROM chunk WHERE vector_store_id = :vs")
+    deadline = time.monotonic() + 60
+    with engine.connect() as conn:
+        while conn.execute(count, {"vs": vs.id}).one()[0] < 32:  # a first batch is written
+            assert time.monotonic() < deadline, "ingestion did not start"
+            conn.rollback()
+            time.sleep(0.05)
+        conn.rollback()
+    main = int(json.loads((stack.state_dir / "stack.json").read_text())["pids"]["ingest-worker"])
+    children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat") if _ppid(p) == main]
+    assert children
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    f = client.vector_stores.files.poll(big, vector_store_id=vs.id, poll_interval_ms=200)
+    assert f.status == "completed", f
+    with engine.connect() as conn:
+        assert tuple(conn.execute(count, {"vs": vs.id}).one()) == (expected, expected)
+    engine.dispose()
+
+
+def _ppid(stat: Path) -> int:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return -1
+
+
+def test_a_lost_ingestion_task_is_enqueued_again_by_the_beat(stack: Stack, client: openai.OpenAI) -> None:
+    """A store file committed but never enqueued (the API died in between) is found by the beat and indexed."""
+    import psycopg
+
+    notes = upload(client, "lost.md", "The lighthouse keeper feeds the cat at dawn.\n")
+    vs = client.vector_stores.create(name="lost")
+    dsn = stack.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:  # exactly the row the API would have committed
+        conn.execute("INSERT INTO vector_store_file (vector_store_id, file_id, created_at, status, usage_bytes,"
+                     " chunking_strategy, attempt) VALUES (%s, %s, %s, 'in_progress', 0, NULL, 0)",
+                     (vs.id, notes, int(time.time()) - 10))
+    f = client.vector_stores.files.poll(notes, vector_store_id=vs.id, poll_interval_ms=200)
+    assert f.status == "completed" and f.usage_bytes > 0, f
