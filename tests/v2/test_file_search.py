@@ -213,7 +213,8 @@ def test_ingest_worker_killed_midway_retries_the_file_whole(stack: Stack, client
 
     from worker import chunking
 
-    body = " ".join(f"Entry {i}: the {GARDEN.split()[i % 30]} reading was {i * 7 % 101} units." for i in range(6000))
+    words = GARDEN.split()
+    body = " ".join(f"Entry {i}: the {words[i % len(words)]} reading was {i * 7 % 101} units." for i in range(4000))
     expected = sum(1 for _ in chunking.chunks([body]))
     big = upload(client, "log.txt", body)
     vs = client.vector_stores.create(name="killed", file_ids=[big])
