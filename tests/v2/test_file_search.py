@@ -259,3 +259,25 @@ def test_a_lost_ingestion_task_is_enqueued_again_by_the_beat(stack: Stack, clien
                      (vs.id, notes, int(time.time()) - 10))
     f = client.vector_stores.files.poll(notes, vector_store_id=vs.id, poll_interval_ms=200)
     assert f.status == "completed" and f.usage_bytes > 0, f
+
+
+def test_streamed_run_shows_the_search_call_and_the_cited_answer(client: openai.OpenAI, model: ScriptedModel) -> None:
+    word = f"fs{uuid.uuid4().hex[:10]}"
+    reactor = upload(client, "reactor.md", REACTOR)
+    assistant = client.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [reactor]}]}})
+    [store] = assistant.tool_resources.file_search.vector_store_ids
+    client.vector_stores.files.poll(reactor, vector_store_id=store, poll_interval_ms=100)
+    model.script(word, search_call("coolant pressure range"), {"text": "Between 40 and 45 bar{cite:0}."})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    created: list[str] = []
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        for event in stream:
+            if event.event == "thread.run.step.delta" and event.data.delta.step_details is not None:
+                details = event.data.delta.step_details
+                created += [c.type for c in getattr(details, "tool_calls", None) or []]
+        final = stream.get_final_messages()
+    assert created == ["file_search"]  # announced once, while the model was still writing its call
+    [note] = final[-1].content[0].text.annotations
+    assert note.type == "file_citation" and note.file_citation.file_id == reactor
