@@ -107,7 +107,7 @@ def fill(stack: stack_mod.Stack, client: openai.OpenAI, chunks: int, rng: random
                 words = texts[i % len(texts)].split()
                 rng.shuffle(words)
                 copy.write_row((vs.id, seed_file.id, i + 1, " ".join(words),
-                                "[" + ",".join(f"{x:.6f}" for x in v) + "]"))
+                                embeddings.vector_literal(v)))
         conn.commit()
     print(f"filled {chunks} chunks (COPY + HNSW inserts) in {time.perf_counter() - start:.0f} s")
     return vs.id, seed_file.id

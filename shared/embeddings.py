@@ -187,6 +187,11 @@ class RemoteEmbedder:
         return normalize(np.asarray(out, dtype=np.float32))
 
 
+def vector_literal(v: Vector) -> str:
+    """pgvector's text form of a vector (what `CAST(:x AS vector)` and COPY read)."""
+    return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
+
+
 def normalize(v: Vector) -> Vector:
     norms = np.linalg.norm(v, axis=-1, keepdims=True)
     out: Vector = (v / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -37,9 +37,32 @@ class Stack:
     def new_key(self, project: str) -> str:
         return self.admin("create-key", "--project", project, "--name", "test").strip().splitlines()[-1]
 
+    def pid(self, name: str) -> int:
+        """The main process of one of the stack's services ("api", "worker", "code-worker", "ingest-worker", …)."""
+        return int(json.loads((self.state_dir / "stack.json").read_text())["pids"][name])
+
+    def children(self, name: str) -> list[int]:
+        """A service's child processes: for a Celery worker, the pool processes that execute tasks."""
+        main, out = self.pid(name), []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == main:
+                    out.append(int(stat.parent.name))
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+        return out
+
     def log(self, name: str) -> str:
         path = self.state_dir / "logs" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def peak_rss(pid: int) -> int:
+    """A process's peak resident memory so far (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
 
 
 def start(state_dir: Path, extra_env: dict[str, str] | None = None) -> Stack:

@@ -27,7 +27,6 @@ from worker import store
 log = logging.getLogger("worker.code")
 
 NAME = "code_interpreter"
-EXECUTE_TASK = "assistants.code.execute"
 DEFINITION = {"type": "function", "function": {
     "name": NAME,
     "description": "Run Python 3 code in a stateful sandbox (variables and files persist between calls within "
@@ -91,18 +90,9 @@ def partial_code(arguments: str) -> str:
     return "".join(out)
 
 
-def step_entry(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    if name == NAME:
-        return {"id": call_id, "type": "code_interpreter",
-                "code_interpreter": {"input": _code_of(arguments), "outputs": []}}
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments, "output": None}}
-
-
-def enqueue(run_id: str, step_seq: int) -> None:
-    from worker.celery_app import app
-    from worker.queues import Queue
-
-    app.send_task(EXECUTE_TASK, args=[run_id, step_seq], queue=Queue.CODE.value)
+def step_entry(call_id: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "code_interpreter",
+            "code_interpreter": {"input": _code_of(arguments), "outputs": []}}
 
 
 def outputs(result: Result, image_ids: list[str]) -> list[dict[str, Any]]:

@@ -198,19 +198,14 @@ class Engine:
             server_tools.enqueue(run.id, run.step_seq, entries)
             return
         if result.tool_calls:
-            calls: list[dict[str, Any]] = [{"id": c.id, "type": "function",
-                      "function": {"name": c.name, "arguments": c.arguments, "output": None}}
-                     for c in result.tool_calls]
+            calls = [server_tools.function_entry(c.id, c.name, c.arguments) for c in result.tool_calls]
             tstep = live.tool_step(live.created, calls, usage)
             store.add(conn, tstep)
             if not live.announced_tools:
                 opened = wire.step(tstep)
                 out += [("thread.run.step.created", opened), ("thread.run.step.in_progress", opened)]
-            required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
-                for c in calls]}}
-            self.apply(conn, run, Event.CALLED_FUNCTIONS, required_action=required, usage=run_usage)
+            self.apply(conn, run, Event.CALLED_FUNCTIONS, required_action=server_tools.required_action(calls),
+                       usage=run_usage)
             announce = "thread.run.requires_action"
         elif truncated:
             self.apply(conn, run, Event.TRUNCATED, usage=run_usage,
@@ -232,7 +227,8 @@ class _LiveStep:
         self.message_id = step_id("msg_", run.id, seq, "message")
         self.announced_message = False
         self.announced_tools = False
-        self.code_sent: dict[int, int] = {}  # call index -> characters of its code streamed so far
+        # Server-side calls streamed so far: call index -> characters of its code sent (0 for a search).
+        self.streamed: dict[int, int] = {}
         self._last_check = 0.0
         self._last_beat = time.monotonic()
         self.created = now()
@@ -275,17 +271,17 @@ class _LiveStep:
         items: list[tuple[str, Any]] = []
         entry: dict[str, Any] = {"index": index}
         if retrieval.is_search_call(call.name, self.run.tools):
-            if index in self.code_sent:
+            if index in self.streamed:
                 return  # announced with its first piece; the query itself is not part of the step
-            self.code_sent[index] = 0
+            self.streamed[index] = 0
             entry.update(id=call.id, type="file_search", file_search={})
         elif code_tool.is_code_call(call.name, self.run.tools):
             # The code streams as it is written: the decoded "code" argument, not the JSON around it.
             code = code_tool.partial_code(call.arguments)
-            sent = self.code_sent.get(index)
+            sent = self.streamed.get(index)
             if sent is not None and len(code) == sent:
                 return
-            self.code_sent[index] = len(code)
+            self.streamed[index] = len(code)
             entry.update(type="code_interpreter", code_interpreter={"input": code[sent or 0:]})
             if sent is None:  # first piece of this call: say who it is
                 entry["id"] = call.id
@@ -308,7 +304,7 @@ class _LiveStep:
     def reset(self) -> None:
         """A retry starts the answer over: clients get the opening events again, which resets what they hold."""
         self.announced_message = self.announced_tools = False
-        self.code_sent.clear()
+        self.streamed.clear()
 
     def should_stop(self) -> bool:
         t = time.monotonic()

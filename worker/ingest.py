@@ -115,7 +115,8 @@ def _index(key: dict[str, Any], segments: Iterator[str], size: int, overlap: int
                 conn.rollback()
                 return None
             conn.execute(_INSERT, [{**key, "position": c.position, "text": c.text.replace("\x00", ""),
-                                    "embedding": _vector_literal(v)} for c, v in zip(batch, vectors, strict=True)])
+                                    "embedding": embeddings.vector_literal(v)}
+                                   for c, v in zip(batch, vectors, strict=True)])
             conn.commit()
         written += len(batch)
     return written
@@ -165,10 +166,6 @@ class _Windows:
         first_needed = batch[-1].start_token
         self.cache = {k: v for k, v in self.cache.items() if k[0] >= first_needed}
         return out
-
-
-def _vector_literal(v: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
 
 
 def _json(value: Any) -> str | None:

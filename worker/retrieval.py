@@ -59,7 +59,7 @@ def search(conn: Connection, project_id: str, store_ids: list[str], query: str, 
            mode: Mode = "hybrid", score_threshold: float = 0.0) -> list[Hit]:
     if not store_ids or not query.strip():
         return []
-    qvec = "[" + ",".join(f"{x:.7g}" for x in embeddings.get().embed([query])[0].tolist()) + "]"
+    qvec = embeddings.vector_literal(embeddings.get().embed([query])[0])
     params = {"project_id": project_id, "stores": list(store_ids), "q": qvec, "text": query, "n": CANDIDATES}
     # How big is the scope? Counted only up to a cap (an index-only scan), so huge stores cost no more.
     size = conn.execute(text("""SELECT count(*) FROM (SELECT 1 FROM chunk WHERE vector_store_id = ANY(:stores)

@@ -6,6 +6,7 @@ the step, and then either asks the client for the outputs of any function calls 
 (requires_action) or hands the run back to the model.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from shared.rows import table as _table
 from shared.runstate import Event
 from worker import code_tool, retrieval, store
 
+log = logging.getLogger("worker.tools")
+
 CODE_TASK = "assistants.code.execute"
 SEARCH_TASK = "assistants.search.execute"
 HEARTBEAT_EVERY = 5.0
@@ -32,12 +35,24 @@ def is_server_call(name: str, tools: list[dict[str, Any]]) -> bool:
     return code_tool.is_code_call(name, tools) or retrieval.is_search_call(name, tools)
 
 
+def function_entry(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments, "output": None}}
+
+
 def step_entry(call_id: str, name: str, arguments: str, tools: list[dict[str, Any]]) -> dict[str, Any]:
     if code_tool.is_code_call(name, tools):
-        return code_tool.step_entry(call_id, name, arguments)
+        return code_tool.step_entry(call_id, arguments)
     if retrieval.is_search_call(name, tools):
         return retrieval.step_entry(call_id, arguments)
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments, "output": None}}
+    return function_entry(call_id, name, arguments)
+
+
+def required_action(functions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the client must answer: the turn's function calls (server-side calls are not its business)."""
+    return {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
+        {"id": c["id"], "type": "function",
+         "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
+        for c in functions]}}
 
 
 def enqueue(run_id: str, step_seq: int, calls: list[dict[str, Any]]) -> None:
@@ -125,7 +140,7 @@ def _heartbeat(run_id: str) -> Iterator[None]:
                     store.heartbeat(conn, run_id, time.time())
                     conn.commit()
             except Exception:  # a missed beat only risks a harmless nudge
-                code_tool.log.warning("run %s: heartbeat failed", run_id, exc_info=True)
+                log.warning("run %s: heartbeat failed", run_id, exc_info=True)
 
     beater = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
     beater.start()
@@ -151,11 +166,7 @@ def _record(engine: Any, run_id: str, seq: int, step: RunStep, calls: list[dict[
             values.update(status="completed", completed_at=step.completed_at)
         conn.execute(t.update().where(t.c.id == step.id).values(**values))
         if functions:
-            required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
-                {"id": c["id"], "type": "function",
-                 "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
-                for c in functions]}}
-            if not engine.apply(conn, run, Event.CALLED_FUNCTIONS, required_action=required):
+            if not engine.apply(conn, run, Event.CALLED_FUNCTIONS, required_action=required_action(functions)):
                 return
             conn.commit()
             engine.publish(run.id, [("thread.run.requires_action", wire.run(run)), (events.DONE, "[DONE]")])

@@ -65,8 +65,7 @@ async def modify_vector_store(vector_store_id: str, body: VectorStoreUpdate, ses
         vs.meta = body.metadata
     if "expires_after" in given:
         vs.expires_after = body.expires_after.model_dump() if body.expires_after else None
-        anchor = vs.last_active_at or vs.created_at
-        vs.expires_at = anchor + vs.expires_after["days"] * 86400 if vs.expires_after else None
+        vs.expires_at = svc.expiry(vs.expires_after, vs.last_active_at or vs.created_at)
     session.add(vs)
     await session.commit()
     return await _render(session, vs)

@@ -64,7 +64,7 @@ async def require_exist(session: AsyncSession, *, project_id: str, ids: Sequence
                            code="invalid_value")
 
 
-def _expiry(expires_after: dict[str, Any] | None, last_active_at: int) -> int | None:
+def expiry(expires_after: dict[str, Any] | None, last_active_at: int) -> int | None:
     return last_active_at + int(expires_after["days"]) * 86400 if expires_after else None
 
 
@@ -73,7 +73,7 @@ async def create(session: AsyncSession, *, project_id: str, file_ids: Sequence[s
                  expires_after: dict[str, Any] | None = None, chunking_strategy: Any = None) -> VectorStore:
     t = now()
     vs = VectorStore(id=new_id("vector_store"), project_id=project_id, created_at=t, name=name, meta=metadata,
-                     last_active_at=t, expires_after=expires_after, expires_at=_expiry(expires_after, t))
+                     last_active_at=t, expires_after=expires_after, expires_at=expiry(expires_after, t))
     session.add(vs)
     await session.flush()
     await add_files(session, vector_store_id=vs.id, file_ids=file_ids, chunking_strategy=chunking_strategy)

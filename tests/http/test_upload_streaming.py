@@ -2,13 +2,12 @@
 upload off as it crosses the line (nothing of it is kept)."""
 
 import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from tests.stack import Stack
+from tests.stack import Stack, peak_rss
 
 MB = 1024 * 1024
 BOUNDARY = "testboundary7MA4YWxkTrZu0gW"
@@ -31,14 +30,11 @@ def multipart(size: int, digest: "hashlib._Hash | None" = None) -> Iterator[byte
 
 
 def _api_pid(stack: Stack) -> int:
-    return int(json.loads((stack.state_dir / "stack.json").read_text())["pids"]["api"])
+    return stack.pid("api")
 
 
 def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
+    return peak_rss(pid) / (1 << 20)
 
 
 def _upload(http: httpx.Client, size: int, digest: "hashlib._Hash | None" = None) -> httpx.Response:

@@ -7,7 +7,6 @@ import os
 import signal
 import time
 import uuid
-from pathlib import Path
 
 import openai
 from openai.types.beta import AssistantStreamEvent
@@ -148,9 +147,7 @@ def test_code_worker_killed_mid_execution(stack: Stack, client: openai.OpenAI, m
         assert time.monotonic() < deadline
         time.sleep(0.05)
     time.sleep(1.0)  # the code is running in the sandbox now
-    main = int(json.loads((stack.state_dir / "stack.json").read_text())["pids"]["code-worker"])
-    children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
-                if _ppid(p) == main]
+    children = stack.children("code-worker")
     assert children
     for pid in children:
         os.kill(pid, signal.SIGKILL)
@@ -160,13 +157,6 @@ def test_code_worker_killed_mid_execution(stack: Stack, client: openai.OpenAI, m
     assert [s.type for s in steps] == ["tool_calls", "message_creation"]
     assert steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs == "slept\n"
     assert [m.role for m in client.beta.threads.messages.list(thread.id).data] == ["assistant", "user"]
-
-
-def _ppid(stat: Path) -> int:
-    try:
-        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError):
-        return -1
 
 
 def test_code_streams_as_step_deltas_then_its_outputs(client: openai.OpenAI, model: ScriptedModel) -> None:

@@ -7,7 +7,6 @@ import os
 import signal
 import time
 import uuid
-from pathlib import Path
 
 import openai
 import pytest
@@ -227,8 +226,7 @@ def test_ingest_worker_killed_midway_retries_the_file_whole(stack: Stack, client
             conn.rollback()
             time.sleep(0.05)
         conn.rollback()
-    main = int(json.loads((stack.state_dir / "stack.json").read_text())["pids"]["ingest-worker"])
-    children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat") if _ppid(p) == main]
+    children = stack.children("ingest-worker")
     assert children
     for pid in children:
         os.kill(pid, signal.SIGKILL)
@@ -237,13 +235,6 @@ def test_ingest_worker_killed_midway_retries_the_file_whole(stack: Stack, client
     with engine.connect() as conn:
         assert tuple(conn.execute(count, {"vs": vs.id}).one()) == (expected, expected)
     engine.dispose()
-
-
-def _ppid(stat: Path) -> int:
-    try:
-        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError):
-        return -1
 
 
 def test_a_lost_ingestion_task_is_enqueued_again_by_the_beat(stack: Stack, client: openai.OpenAI) -> None:

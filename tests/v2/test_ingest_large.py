@@ -8,13 +8,13 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 
 from tests import stack as stack_mod
 from tests.model_server import EMBEDDING_DIM, ScriptedModel
+from tests.stack import peak_rss
 
 MB = 1 << 20
 
@@ -26,25 +26,6 @@ def remote(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> It
         "EMBEDDINGS_MODEL": "scripted-embedder", "EMBEDDINGS_DIM": str(EMBEDDING_DIM)})
     yield s
     stack_mod.stop(s)
-
-
-def ingest_children(stack: stack_mod.Stack) -> list[int]:
-    main = int(json.loads((stack.state_dir / "stack.json").read_text())["pids"]["ingest-worker"])
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == main:
-                out.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return out
-
-
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
 
 
 def text_of(megabytes: int, rng: random.Random) -> bytes:
@@ -76,7 +57,7 @@ def test_ingestion_memory_does_not_grow_with_the_file(remote: stack_mod.Stack, m
     rng = random.Random(3)
     needle = b"The observatory dome opens at dusk for the comet survey.\n"
     index(client, "warm.txt", needle * 50)  # the worker loads what ingestion needs (SDK, tokenizer) first
-    [child] = ingest_children(remote)
+    [child] = remote.children("ingest-worker")
     before = peak_rss(child)
     index(client, "small.txt", text_of(2, rng))
     small = peak_rss(child)

@@ -1,12 +1,10 @@
 """Design for failure: a worker process killed mid-step, a lost enqueue, an overdue run — each ends with the
 run finished exactly once (no duplicated or lost message or step)."""
 
-import json
 import os
 import signal
 import time
 import uuid
-from pathlib import Path
 
 import openai
 import psycopg
@@ -23,16 +21,7 @@ def tag() -> str:
 
 def worker_pids(stack: Stack) -> tuple[int, list[int]]:
     """The Celery worker's main process and its pool processes (the ones that execute tasks)."""
-    main = int(json.loads((stack.state_dir / "stack.json").read_text())["pids"]["worker"])
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == main:
-            children.append(int(stat.parent.name))
-    return main, children
+    return stack.pid("worker"), stack.children("worker")
 
 
 def test_worker_killed_mid_step_redoes_the_step_once(stack: Stack, client: openai.OpenAI,
