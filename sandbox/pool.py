@@ -42,6 +42,11 @@ def thread_container_name(thread_id: str) -> str:
     return f"sbx-thread-{thread_id}"
 
 
+def slots_key(namespace: str) -> str:
+    """The Redis sorted set of a deployment's live sessions (thread id -> when its slot was taken)."""
+    return f"sandbox:sessions:{namespace}"
+
+
 def used_key(container_name: str) -> str:
     return f"sandbox:used:{container_name}"
 
@@ -49,7 +54,7 @@ def used_key(container_name: str) -> str:
 class Pool:
     def __init__(self, dc: docker.DockerClient, redis: Any, settings: Settings | None = None) -> None:
         self.dc, self.redis, self.settings = dc, redis, settings or get_settings()
-        self.slots_key = f"sandbox:sessions:{self.settings.sandbox_namespace}"
+        self.slots_key = slots_key(self.settings.sandbox_namespace)
         self._acquire = redis.register_script(_ACQUIRE)
 
     def live_sessions(self) -> int:
@@ -63,14 +68,14 @@ class Pool:
     def _free_slot(self, thread_id: str) -> None:
         self.redis.zrem(self.slots_key, thread_id)
 
-    def _free(self) -> list[Any]:
+    def free(self) -> list[Any]:
         containers = self.dc.containers.list(filters={"label": [
             LABEL, f"{POOL_LABEL}=1", f"{NAMESPACE_LABEL}={self.settings.sandbox_namespace}"], "status": "running"})
         return [c for c in containers if c.name.startswith("sbx-pool-")]
 
     def warm(self, size: int) -> int:
         """Start pool containers until `size` are free; returns how many were started."""
-        missing = size - len(self._free())
+        missing = size - len(self.free())
         for _ in range(max(0, missing)):
             Sandbox.start(name=f"sbx-pool-{uuid.uuid4().hex[:12]}", labels={POOL_LABEL: "1"},
                           settings=self.settings, docker_client=self.dc).detach()
@@ -92,7 +97,7 @@ class Pool:
             raise
 
     def _start_session(self, thread_id: str, name: str, labels: dict[str, str] | None) -> tuple[Sandbox, bool]:
-        for container in self._free():
+        for container in self.free():
             if not self.redis.set(f"sandbox:claim:{container.id}", thread_id, nx=True, ex=CLAIM_TTL):
                 continue  # another worker got it first
             try:

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     embeddings_model: str = "all-MiniLM-L6-v2"
     embeddings_dim: int = 384
 
+    # Operations: LOG_FORMAT "json" (one object per line, with run_id/thread_id) or "text"; ACCESS_LOG: a line per
+    # HTTP request; METRICS_PORT: a worker serves Prometheus metrics there (0: not served; the API always has
+    # /metrics on its own port).
+    log_format: str = "text"
+    log_level: str = "INFO"
+    access_log: bool = False
+    metrics_port: int = 0
+
     # Transient upstream errors (429, 5xx, timeouts, dropped connections) are retried this often, backing off.
     llm_max_retries: int = 3
 

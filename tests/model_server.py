@@ -68,11 +68,11 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
 
 
 class ScriptedModel:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.lock = threading.Lock()
         self.rules: list[tuple[str, list[dict[str, Any]]]] = []
         self.requests: list[dict[str, Any]] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer((host, 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -21,6 +21,7 @@ class Stack:
     base_url: str
     api_key: str
     env: dict[str, str]
+    worker_metrics_url: str = ""
 
     @property
     def root_url(self) -> str:
@@ -67,7 +68,8 @@ def peak_rss(pid: int) -> int:
 
 def start(state_dir: Path, extra_env: dict[str, str] | None = None) -> Stack:
     cmd = [STACK_PYTHON, "-m", "deploy.local.stack", "up", "--state-dir", str(state_dir), "--ephemeral",
-           "--no-flower", "--json", "--api-port", "0", "--pg-port", "0", "--redis-port", "0"]
+           "--no-flower", "--json", "--api-port", "0", "--pg-port", "0", "--redis-port", "0",
+           "--worker-metrics-port", "0"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env={**os.environ, **(extra_env or {})})
     if out.returncode != 0:
@@ -75,7 +77,8 @@ def start(state_dir: Path, extra_env: dict[str, str] | None = None) -> Stack:
                        for p in sorted((state_dir / "logs").glob("*.log")))
         raise RuntimeError(f"stack did not start:\n{out.stdout}\n{out.stderr}{logs}")
     info = json.loads(out.stdout.strip().splitlines()[-1])
-    return Stack(state_dir=state_dir, base_url=info["base_url"], api_key=info["api_key"], env=info["env"])
+    return Stack(state_dir=state_dir, base_url=info["base_url"], api_key=info["api_key"], env=info["env"],
+                 worker_metrics_url=info["worker_metrics_url"])
 
 
 def stop(stack: Stack) -> None:

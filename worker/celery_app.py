@@ -4,6 +4,7 @@ from celery import Celery
 from kombu.entity import Queue as KombuQueue
 
 from shared.config import get_settings
+from worker import observability  # noqa: F401  (logging, metrics: before anything imports prometheus_client)
 from worker.queues import Queue
 
 settings = get_settings()

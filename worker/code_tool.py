@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from sandbox.container import Result, Sandbox
 from sandbox.pool import Pool
-from shared import events
+from shared import events, metrics
 from shared.blobstore import from_settings
 from shared.ids import new_id, now
 from shared.models import File, RunStep
@@ -228,4 +228,5 @@ def maintain() -> dict[str, Any]:
     pool = _pool()
     gone = pool.reap()
     started = pool.warm(pool.settings.sandbox_pool_size)
+    metrics.SANDBOX_WARM.set(len(pool.free()))
     return {"reaped": gone, "warmed": started}

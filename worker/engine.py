@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from shared import events, wire
+from shared import events, logs, metrics, wire
 from shared.ids import now
 from shared.models import Message, Run, RunStep
 from shared.runstate import TERMINAL, Effect, Event, Status, transition
@@ -48,6 +48,7 @@ class Engine:
             run = store.load_run(conn, run_id)
             if run is None or run.step_seq != seq or Status(run.status) in TERMINAL:
                 return  # stale, redelivered or overtaken: someone already moved this run on
+            logs.bind_ids(run.thread_id)
             status = Status(run.status)
             if status == Status.CANCELLING:
                 self.finish(conn, run, Event.CANCEL_DONE, "thread.run.cancelled")
@@ -99,6 +100,8 @@ class Engine:
             return False
         for k, v in values.items():
             setattr(run, k, v)
+        if decision.status in TERMINAL:
+            metrics.RUNS_FINISHED.labels(decision.status.value).inc()
         if Effect.CLOSE_OPEN_STEPS in fx:
             stamp = {Status.CANCELLED: "cancelled_at", Status.EXPIRED: "expired_at", Status.FAILED: "failed_at"}
             column = stamp.get(decision.status)

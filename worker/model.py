@@ -11,6 +11,7 @@ from typing import Any
 
 import openai
 
+from shared import metrics
 from shared.config import get_settings
 
 
@@ -160,14 +161,22 @@ def complete(req: ModelRequest, *, on_text: Callable[[str], None],
     retries = get_settings().llm_max_retries
     attempt = 0
     while True:
+        began = time.perf_counter()
         try:
-            return _once(req, on_text, on_tool_delta, should_stop)
+            result = _once(req, on_text, on_tool_delta, should_stop)
         except Stopped:
+            metrics.MODEL_DURATION.labels(req.model, "stopped").observe(time.perf_counter() - began)
             raise
         except Exception as exc:
             err = classify(exc)
+            metrics.MODEL_DURATION.labels(req.model, err.code).observe(time.perf_counter() - began)
             if not err.transient or attempt >= retries:
                 raise err from exc
+        else:
+            metrics.MODEL_DURATION.labels(req.model, "ok").observe(time.perf_counter() - began)
+            metrics.MODEL_TOKENS.labels(req.model, "prompt").inc(result.prompt_tokens)
+            metrics.MODEL_TOKENS.labels(req.model, "completion").inc(result.completion_tokens)
+            return result
         attempt += 1
         if on_retry is not None:
             on_retry()

@@ -1,5 +1,6 @@
-"""`make up` / `make down` for a single machine: Postgres, Redis, the API, a Celery worker and Flower as local
-processes, their state under one directory (default `.stack/`). Tests use the same code with `--ephemeral`.
+"""`make up-local` / `make down-local`: Postgres, Redis, the API, a Celery worker per queue, beat and Flower as
+local processes on this machine, their state under one directory (default `.stack/`). Tests use the same code
+with `--ephemeral`; `make up` runs the same services in Docker Compose (deploy/compose/).
 
     python -m deploy.local.stack up [--state-dir DIR] [--api-port N] [--json]
     python -m deploy.local.stack down [--state-dir DIR] [--purge]
@@ -100,6 +101,8 @@ def up(args: argparse.Namespace) -> dict[str, object]:
         "redis": args.redis_port or free_port(),
         "api": args.api_port or free_port(),
         "flower": args.flower_port or free_port(),
+        # Prometheus metrics of the runs worker (the other workers serve none here: one port per host each).
+        "worker_metrics": args.worker_metrics_port or free_port(),
     }
     if not shutil.which("redis-server"):
         raise SystemExit("redis-server is not installed (make installs it: apt-get install redis-server)")
@@ -123,7 +126,8 @@ def up(args: argparse.Namespace) -> dict[str, object]:
     pids["worker"] = _spawn("worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E",
                                        "-Q", "runs", "-c", str(args.concurrency), "-P", args.pool,
                                        "-n", f"runs@{socket.gethostname()}",
-                                       "--loglevel", "INFO"], state, env)
+                                       "--loglevel", "INFO"], state,
+                           {**env, "METRICS_PORT": str(ports["worker_metrics"])})
     # code_interpreter calls run on their own queue (and need the Docker engine).
     pids["code-worker"] = _spawn("code-worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E",
                                                  "-Q", "code", "-c", "2", "-n", f"code@{socket.gethostname()}",
@@ -142,6 +146,7 @@ def up(args: argparse.Namespace) -> dict[str, object]:
     info = {"pids": pids, "ports": ports, "state_dir": str(state), "sandbox_namespace": env["SANDBOX_NAMESPACE"],
             "base_url": f"http://127.0.0.1:{ports['api']}/v1",
             "flower_url": None if args.no_flower else f"http://127.0.0.1:{ports['flower']}",
+            "worker_metrics_url": f"http://127.0.0.1:{ports['worker_metrics']}/metrics",
             "env": {k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "BLOB_DIR")}}
     info_file.write_text(json.dumps(info, indent=2))
     try:
@@ -198,6 +203,7 @@ def main() -> None:
     p_up.add_argument("--pg-port", type=int, default=5433, help="0: any free port")
     p_up.add_argument("--redis-port", type=int, default=6380, help="0: any free port")
     p_up.add_argument("--flower-port", type=int, default=5555, help="0: any free port")
+    p_up.add_argument("--worker-metrics-port", type=int, default=9100, help="0: any free port")
     p_up.add_argument("--no-flower", action="store_true")
     p_up.add_argument("--concurrency", type=int, default=4, help="worker processes for the runs queue")
     p_up.add_argument("--pool", default=os.environ.get("WORKER_POOL", "prefork"), choices=["prefork", "threads"],

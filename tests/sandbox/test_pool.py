@@ -38,7 +38,7 @@ def test_a_session_from_the_pool_is_fast_and_keeps_state(pool: Pool, docker_clie
     assert not new and again.container.id == box.container.id
     assert again.run("x * 6").logs == "42\n"
     again.detach()
-    assert len(pool._free()) == 1
+    assert len(pool.free()) == 1
     other, _ = pool.session(thread_id())
     assert other.container.id != box.container.id  # never shared between threads
     assert other.run("'x' in dir()").logs == "False\n"
@@ -94,7 +94,7 @@ def test_reaper_ends_idle_old_and_dead_sessions(pool: Pool, docker_client: docke
     gone = pool.reap(now)
     assert sorted(gone) == sorted([thread_container_name(idle), thread_container_name(dead)])
     assert docker_client.containers.get(thread_container_name(busy)).status == "running"
-    assert len(pool._free()) == 1
+    assert len(pool.free()) == 1
     # Past their total lifetime, sessions and pool containers alike are ended.
     assert len(pool.reap(now + pool.settings.sandbox_max_age_seconds + 1)) == 2
 
