@@ -67,7 +67,7 @@ def _template(scope: Scope) -> str:
     if path is None:
         return "unmatched"
     if scope["path"].startswith(API_PREFIX + "/") and not path.startswith(API_PREFIX + "/"):
-        return API_PREFIX + path
+        return f"{API_PREFIX}{path}"
     return str(path)
 
 

@@ -25,7 +25,7 @@ if _settings.metrics_port:
     # in-process values then: choose again, before our metrics are created.
     from prometheus_client import values
 
-    values.ValueClass = values.get_value_class()
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 from shared import metrics  # noqa: E402  (after the multiprocess directory is set)
 
