@@ -4,7 +4,8 @@ VENV    := .venv
 V1VENV  := .venv-v1
 BIN     := $(VENV)/bin
 
-.PHONY: up down test lint unit sdk-v2 sdk-v1 conformance system-deps sandbox-deps sandbox-image sandbox-test clean
+.PHONY: up down up-local down-local smoke test lint unit sdk-v2 sdk-v1 conformance system-deps sandbox-deps \
+        sandbox-image sandbox-test compose-deps app-image clean
 
 ## Python environment for the project (API, workers, tests with the current openai SDK).
 $(VENV)/.installed: pyproject.toml | system-deps
@@ -28,18 +29,41 @@ system-deps:
 	@command -v redis-server >/dev/null && $(PY) -c "import ensurepip" 2>/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server python3-venv >/dev/null; }
 
-# Ports can be changed: make up API_PORT=9000 (likewise PG_PORT, REDIS_PORT, FLOWER_PORT).
+# Ports can be changed: make up API_PORT=9000 (likewise FLOWER_PORT; for up-local also PG_PORT, REDIS_PORT).
 API_PORT ?= 8000
 PG_PORT ?= 5433
 REDIS_PORT ?= 6380
 FLOWER_PORT ?= 5555
+export API_PORT FLOWER_PORT
 
-up: system-deps $(VENV)/.installed sandbox-image
+## The local cluster in Docker Compose: images built offline, then everything started and waited for.
+up: compose-deps app-image sandbox-image
+	@$(BIN)/python -m deploy.compose.cluster up
+
+## Stops the cluster, keeping its volumes (data); `make down PURGE=1` deletes them too.
+down:
+	@$(BIN)/python -m deploy.compose.cluster down $(if $(PURGE),--purge)
+
+## The same services as plain processes on this machine (what the test suites start, privately).
+up-local: system-deps $(VENV)/.installed sandbox-image
 	@$(BIN)/python -m deploy.local.stack up --api-port $(API_PORT) --pg-port $(PG_PORT) \
 	  --redis-port $(REDIS_PORT) --flower-port $(FLOWER_PORT)
 
-down:
+down-local:
 	@$(BIN)/python -m deploy.local.stack down
+
+## Docker Compose: the engine's plugin when present, else Debian's docker-compose.
+compose-deps: sandbox-deps
+	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+
+## The application image (API, workers, beat, Flower; Postgres+pgvector, Redis, proxy for the local cluster).
+app-image: sandbox-deps $(VENV)/.installed
+	deploy/docker/build.sh
+
+## `make up` for real, in a private Compose project: SDK end to end, scale-out, a worker killed mid-run, Flower, metrics.
+smoke: compose-deps app-image sandbox-image $(VENV)/.installed
+	$(BIN)/pytest tests/cluster -q -p no:cacheprovider
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -49,7 +73,7 @@ unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
 sdk-v2: system-deps $(VENV)/.installed sandbox-image
-	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox -q
+	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox --ignore=tests/cluster -q
 
 conformance: system-deps $(VENV)/.installed
 	$(BIN)/pytest tests/conformance -q
@@ -57,7 +81,7 @@ conformance: system-deps $(VENV)/.installed
 sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
 	STACK_PYTHON=$(abspath $(BIN))/python $(V1VENV)/bin/pytest tests/v1 -q -p no:cacheprovider
 
-test: lint unit sandbox-test sdk-v2 sdk-v1
+test: lint unit sandbox-test sdk-v2 sdk-v1 smoke
 
 ## A Docker engine for code_interpreter sandboxes (with gVisor registered): installed and started when missing.
 ## (With DOCKER_HOST set, the engine is elsewhere and nothing is installed.)
@@ -78,4 +102,4 @@ sandbox-test: sandbox-image $(VENV)/.installed
 
 clean:
 	-$(BIN)/python -m deploy.local.stack down
-	rm -rf $(VENV) $(V1VENV)
+	rm -rf $(VENV) $(V1VENV) .build

@@ -1,0 +1,201 @@
+"""Smoke test of the local cluster (`make up`): Docker Compose with the images built offline, driven through the
+official SDK via the proxy — an assistant end to end (code_interpreter included, so the sandbox path through the
+host's engine is exercised), workers scaled from 1 to 3 with throughput rising, a worker container killed mid-run
+with the run still finishing once, Flower and the metrics answering, JSON logs carrying the run's id.
+
+Runs as `make smoke` (part of `make test`). The only stand-in is the scripted model, on this host, which the
+cluster reaches as host.docker.internal — where users run Ollama or a llama.cpp server."""
+
+import json
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+
+from deploy.compose.cluster import Cluster
+from deploy.local.stack import free_port
+from tests.model_server import ScriptedModel
+from tests.v2.test_operations import sample
+
+PROJECT = "assistants-smoke"
+
+
+@pytest.fixture(scope="module")
+def cluster_model() -> Iterator[ScriptedModel]:
+    m = ScriptedModel(host="0.0.0.0").start()  # containers reach it through the bridge's gateway
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_model: ScriptedModel) -> Iterator[Cluster]:
+    port = cluster_model.server.server_address[1]
+    c = Cluster(PROJECT, api_port=free_port(), flower_port=free_port(), extra_env={
+        "LLM_BASE_URL": f"http://host.docker.internal:{port}/v1", "LLM_API_KEY": "test",
+        # One task at a time per runs worker, so that adding workers is what adds throughput; a brisk beat, so
+        # that a killed worker's run is picked up again in seconds rather than minutes.
+        "RUNS_CONCURRENCY": "1", "RUN_SWEEP_SECONDS": "2", "RUN_STALE_RUNNING_SECONDS": "8"})
+    c.down(purge=True)  # whatever an interrupted earlier run left
+    try:
+        c.up(api_replicas=2)
+        yield c
+    finally:
+        # On failure pytest shows this: the last lines of every service.
+        print(c.compose("logs", "--no-color", "--tail", "40", check=False, capture=True).stdout[-20000:])
+        c.down(purge=True)
+
+
+@pytest.fixture(scope="module")
+def client(cluster: Cluster) -> openai.OpenAI:
+    info = cluster.info
+    return openai.OpenAI(base_url=info["base_url"], api_key=info["api_key"], max_retries=0)
+
+
+def code(src: str) -> dict[str, object]:
+    return {"tool_calls": [{"name": "code_interpreter", "arguments": json.dumps({"code": src})}]}
+
+
+def runs_workers(cluster: Cluster) -> list[str]:
+    """Hostnames of the runs workers answering a ping (asked from the beat's container, inside the network)."""
+    out = cluster.compose("exec", "-T", "beat", "celery", "-A", "worker.celery_app", "inspect", "ping", "--json",
+                          check=False, capture=True)
+    try:
+        return sorted(h for h in json.loads(out.stdout.strip().splitlines()[-1]) if h.startswith("runs@"))
+    except (ValueError, IndexError):
+        return []
+
+
+def wait_for_workers(cluster: Cluster, n: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(runs_workers(cluster)) != n:
+        assert time.monotonic() < deadline, f"expected {n} runs workers, have {runs_workers(cluster)}"
+        time.sleep(1)
+
+
+def test_assistant_end_to_end(cluster: Cluster, client: openai.OpenAI, cluster_model: ScriptedModel) -> None:
+    word = f"s{uuid.uuid4().hex[:8]}"
+    cluster_model.script(word, code("x = (14 - 11) / 3\nprint(f'x = {x}')"), {"text": "The solution is x = 1."})
+    assistant = client.beta.assistants.create(model="gpt-4o", name="Math Tutor", tools=[{"type": "code_interpreter"}],
+                                              instructions="You are a personal math tutor.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"Solve 3x + 11 = 14. {word}"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=200, timeout=180)
+    assert run.status == "completed", run.last_error
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    call = steps[0].step_details.tool_calls[0]  # type: ignore[union-attr]
+    assert call.code_interpreter.outputs[0].logs == "x = 1.0\n"  # type: ignore[union-attr]
+    reply = client.beta.threads.messages.list(thread.id, order="desc", limit=1).data[0]
+    assert reply.content[0].text.value == "The solution is x = 1."  # type: ignore[union-attr]
+
+    # Streaming through the proxy: events arrive as they are produced, in OpenAI's order.
+    word2 = f"s{uuid.uuid4().hex[:8]}"
+    cluster_model.script(word2, {"text": "Streamed through nginx.", "chunk_delay": 0.01})
+    client.beta.threads.messages.create(thread.id, role="user", content=word2)
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        names = [e.event for e in stream]
+        final = stream.get_final_messages()
+    assert names[0] == "thread.run.created" and names[-1] == "thread.run.completed"
+    assert names.count("thread.message.delta") >= 2
+    assert final[0].content[0].text.value == "Streamed through nginx."  # type: ignore[union-attr]
+
+    # The workers' JSON log lines carry the run's id.
+    logs = cluster.compose("logs", "--no-color", "worker-runs", capture=True).stdout
+    lines = [json.loads(part) for line in logs.splitlines() if "{" in line
+             for part in [line[line.index("{"):]] if part.rstrip().endswith("}")]
+    assert any(entry.get("run_id") == run.id for entry in lines), logs[-3000:]
+
+
+def _throughput(client: openai.OpenAI, assistant_id: str, word: str, n: int) -> float:
+    """Completed runs per second for n runs submitted at once (each: a thread with a message, then a run)."""
+    def one(_: int) -> str:
+        run = client.beta.threads.create_and_run_poll(
+            assistant_id=assistant_id, thread={"messages": [{"role": "user", "content": word}]},
+            poll_interval_ms=100, timeout=300)
+        return run.status
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(n) as pool:
+        statuses = list(pool.map(one, range(n)))
+    assert statuses == ["completed"] * n
+    return n / (time.monotonic() - began)
+
+
+def test_scaling_runs_workers_raises_throughput(cluster: Cluster, client: openai.OpenAI,
+                                                cluster_model: ScriptedModel) -> None:
+    word = f"s{uuid.uuid4().hex[:8]}"
+    n = 12
+    # Every answer takes 0.5 s upstream, as a real model's would: a runs worker (one task at a time here) is busy
+    # waiting, and only more workers complete more runs per second.
+    cluster_model.script(word, *[{"text": "Done.", "delay": 0.5}] * (4 * n))
+    assistant = client.beta.assistants.create(model="gpt-4o", instructions="Answer briefly.")
+    wait_for_workers(cluster, 1)
+    one = _throughput(client, assistant.id, word, n)
+    cluster.scale("worker-runs", 3)
+    wait_for_workers(cluster, 3)
+    three = _throughput(client, assistant.id, word, n)
+    print(f"runs/s with 1 worker: {one:.2f}, with 3: {three:.2f}")
+    assert three > 1.8 * one
+
+
+def test_worker_killed_mid_run_and_the_run_finishes(cluster: Cluster, client: openai.OpenAI,
+                                                    cluster_model: ScriptedModel) -> None:
+    if len(runs_workers(cluster)) < 2:
+        cluster.scale("worker-runs", 2)
+    wait_for_workers(cluster, len(runs_workers(cluster)) or 2)
+    word = f"s{uuid.uuid4().hex[:8]}"
+    # The first answer never comes in time: the worker waiting for it is killed.
+    cluster_model.script(word, {"text": "Lost with the worker.", "delay": 30}, {"text": "Survived."})
+    assistant = client.beta.assistants.create(model="gpt-4o", instructions="Answer briefly.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    deadline = time.monotonic() + 60
+    while not cluster_model.requests_for(word):
+        assert time.monotonic() < deadline, "the model was never called"
+        time.sleep(0.2)
+
+    # Which worker holds the step: its hostname is its container's id.
+    out = cluster.compose("exec", "-T", "beat", "celery", "-A", "worker.celery_app", "inspect", "active", "--json",
+                          capture=True).stdout
+    active = json.loads(out.strip().splitlines()[-1])
+    holder = next(h for h, tasks in active.items() for t in tasks if run.id in json.dumps(t.get("args")))
+    container = next(c for c in cluster.containers("worker-runs") if c.startswith(holder.split("@", 1)[1]))
+    subprocess.run(["docker", "kill", container], check=True, capture_output=True)
+
+    done = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=500, timeout=180)
+    assert done.status == "completed", done.last_error
+    messages = client.beta.threads.messages.list(thread.id, order="asc").data
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].content[0].text.value == "Survived."  # type: ignore[union-attr]
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert len(steps) == 1 and steps[0].status == "completed"
+
+
+def test_flower_and_metrics_answer(cluster: Cluster) -> None:
+    info = cluster.info
+    assert httpx.get(f"{info['flower_url']}/healthcheck").text == "OK"
+    dashboard = httpx.get(f"{info['flower_url']}/workers").text
+    for queue in ("runs@", "code@", "ingest@"):
+        assert queue in dashboard
+
+    api = httpx.get(info["metrics_url"]).text
+    for q in ("runs", "code", "ingest"):
+        assert sample(api, "assistants_queue_depth", queue=q) is not None
+    assert (sample(api, "assistants_http_request_duration_seconds_count", method="POST",
+                   route="/v1/threads/{thread_id}/runs", status="200") or 0) >= 1
+    # The workers' own metrics, scraped inside the cluster network as Prometheus would.
+    advanced = 0.0
+    for container in cluster.containers("worker-runs"):
+        out = subprocess.run(["docker", "exec", container, "python", "-c",
+                              "import urllib.request; print(urllib.request.urlopen("
+                              "'http://127.0.0.1:9100/metrics', timeout=5).read().decode())"],
+                             capture_output=True, text=True)
+        advanced += sample(out.stdout, "assistants_task_duration_seconds_count", task="assistants.runs.advance",
+                           outcome="success") or 0
+    assert advanced >= 1
+    assert urllib.request.urlopen(f"{info['base_url'][:-3]}/healthz").status == 200
