@@ -143,29 +143,55 @@ def test_scaling_runs_workers_raises_throughput(cluster: Cluster, client: openai
     assert three > 1.8 * one
 
 
-def test_worker_killed_mid_run_and_the_run_finishes(cluster: Cluster, client: openai.OpenAI,
-                                                    cluster_model: ScriptedModel) -> None:
+def holder_of(cluster: Cluster, run_id: str) -> str:
+    """The runs worker container executing the run's step (a worker's hostname is its container's id)."""
+    out = cluster.compose("exec", "-T", "beat", "celery", "-A", "worker.celery_app", "inspect", "active", "--json",
+                          capture=True).stdout
+    active = json.loads(out.strip().splitlines()[-1])
+    holder = next(h for h, tasks in active.items() for t in tasks if run_id in json.dumps(t.get("args")))
+    return next(c for c in cluster.containers("worker-runs") if c.startswith(holder.split("@", 1)[1]))
+
+
+def wait_for_model_call(model: ScriptedModel, word: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not model.requests_for(word):
+        assert time.monotonic() < deadline, "the model was never called"
+        time.sleep(0.2)
+
+
+def test_worker_stopped_mid_run_finishes_its_step_first(cluster: Cluster, client: openai.OpenAI,
+                                                        cluster_model: ScriptedModel) -> None:
+    """Graceful shutdown: SIGTERM (docker stop, a rolling update) lets the running step finish; nothing is redone."""
     if len(runs_workers(cluster)) < 2:
         cluster.scale("worker-runs", 2)
-    wait_for_workers(cluster, len(runs_workers(cluster)) or 2)
+        wait_for_workers(cluster, 2)
+    word = f"s{uuid.uuid4().hex[:8]}"
+    cluster_model.script(word, {"text": "Finished before stopping.", "delay": 4})
+    assistant = client.beta.assistants.create(model="gpt-4o", instructions="Answer briefly.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    wait_for_model_call(cluster_model, word)
+    container = holder_of(cluster, run.id)
+    began = time.monotonic()
+    subprocess.run(["docker", "stop", "-t", "60", container], check=True, capture_output=True)
+    assert time.monotonic() - began > 2  # it waited for the step
+    done = client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+    assert done.status == "completed", (done.status, done.last_error)
+    assert len(cluster_model.requests_for(word)) == 1
+    subprocess.run(["docker", "start", container], check=True, capture_output=True)
+
+
+def test_worker_killed_mid_run_and_the_run_finishes(cluster: Cluster, client: openai.OpenAI,
+                                                    cluster_model: ScriptedModel) -> None:
+    wait_for_workers(cluster, len(cluster.containers("worker-runs")))  # the stopped one is back
     word = f"s{uuid.uuid4().hex[:8]}"
     # The first answer never comes in time: the worker waiting for it is killed.
     cluster_model.script(word, {"text": "Lost with the worker.", "delay": 30}, {"text": "Survived."})
     assistant = client.beta.assistants.create(model="gpt-4o", instructions="Answer briefly.")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
-    deadline = time.monotonic() + 60
-    while not cluster_model.requests_for(word):
-        assert time.monotonic() < deadline, "the model was never called"
-        time.sleep(0.2)
-
-    # Which worker holds the step: its hostname is its container's id.
-    out = cluster.compose("exec", "-T", "beat", "celery", "-A", "worker.celery_app", "inspect", "active", "--json",
-                          capture=True).stdout
-    active = json.loads(out.strip().splitlines()[-1])
-    holder = next(h for h, tasks in active.items() for t in tasks if run.id in json.dumps(t.get("args")))
-    container = next(c for c in cluster.containers("worker-runs") if c.startswith(holder.split("@", 1)[1]))
-    subprocess.run(["docker", "kill", container], check=True, capture_output=True)
+    wait_for_model_call(cluster_model, word)
+    subprocess.run(["docker", "kill", holder_of(cluster, run.id)], check=True, capture_output=True)
 
     done = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=500, timeout=180)
     assert done.status == "completed", done.last_error
