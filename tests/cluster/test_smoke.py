@@ -225,3 +225,15 @@ def test_flower_and_metrics_answer(cluster: Cluster) -> None:
                            outcome="success") or 0
     assert advanced >= 1
     assert urllib.request.urlopen(f"{info['base_url'][:-3]}/healthz").status == 200
+
+
+def test_down_keeps_the_data_and_up_brings_it_back(cluster: Cluster, client: openai.OpenAI) -> None:
+    """`make down` stops the containers and keeps the volumes: the same key and objects after `make up`."""
+    assistant = client.beta.assistants.create(model="gpt-4o", name="Survives restarts")
+    key = cluster.info["api_key"]
+    cluster.down()
+    assert not cluster.containers("api")
+    info = cluster.up(api_replicas=2)
+    assert info["api_key"] == key
+    again = openai.OpenAI(base_url=info["base_url"], api_key=key, max_retries=0)
+    assert again.beta.assistants.retrieve(assistant.id).name == "Survives restarts"
