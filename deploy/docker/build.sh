@@ -10,7 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE="${APP_IMAGE:-assistants-app:latest}"
 BASE="${APP_BASE:-}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PY="${PYTHON:-.venv/bin/python}"
 WHEELS=.build/wheelhouse
 PACKAGES="python3,python3-venv,redis-server,nginx-light,ca-certificates"
@@ -32,16 +31,7 @@ if [ -z "$BASE" ]; then
     BASE=assistants-base:bookworm
   fi
 fi
-if [ "$BASE" = assistants-base:bookworm ] && ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
-  root="$(mktemp -d /var/tmp/app-rootfs.XXXXXX)"
-  trap 'rm -rf "$root"' EXIT
-  echo "debootstrap bookworm into $root (a minute or two) ..."
-  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$MIRROR" >/var/tmp/app-debootstrap.log 2>&1 \
-    || { tail -20 /var/tmp/app-debootstrap.log; exit 1; }
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | docker import - "$BASE" >/dev/null
-fi
+[ "$BASE" != assistants-base:bookworm ] || deploy/docker/debian-base.sh "$BASE" "$PACKAGES"
 
 # 2. The wheelhouse: the project's dependencies with the extras a cluster uses, plus the embedding model
 # (without its declared PyTorch stack, which is not used). The project's own wheel is not shipped: the image

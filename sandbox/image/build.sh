@@ -9,7 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE="${SANDBOX_IMAGE:-assistants-sandbox:latest}"
 BASE="${SANDBOX_BASE:-assistants-sandbox-base:bookworm}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # Scientific Python from Debian's packages: what OpenAI's code interpreter offered, minus what the network is
 # needed for (the sandbox has none).
 PACKAGES="python3,python3-numpy,python3-pandas,python3-matplotlib,python3-scipy,python3-sympy,python3-openpyxl,\
@@ -23,17 +22,7 @@ if [ "${1:-}" != "--force" ] && [ "$current" = "$SRC_HASH" ]; then
   exit 0
 fi
 
-if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
-  root="$(mktemp -d /var/tmp/sandbox-rootfs.XXXXXX)"
-  trap 'rm -rf "$root"' EXIT
-  echo "debootstrap bookworm into $root (a few minutes) ..."
-  debootstrap --variant=minbase --include="$PACKAGES" bookworm "$root" "$MIRROR" >/var/tmp/sandbox-debootstrap.log 2>&1 \
-    || { tail -20 /var/tmp/sandbox-debootstrap.log; exit 1; }
-  # Nothing of apt's caches or lists is needed at run time.
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | docker import - "$BASE" >/dev/null
-fi
+[ "$BASE" != assistants-sandbox-base:bookworm ] || deploy/docker/debian-base.sh "$BASE" "$PACKAGES"
 
 docker build -q -t "$IMAGE" --build-arg BASE="$BASE" --build-arg SRC_HASH="$SRC_HASH" \
   -f sandbox/image/Dockerfile sandbox \
