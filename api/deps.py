@@ -18,8 +18,9 @@ _NEED_BETA = ("You must provide the 'OpenAI-Beta' header to access the Assistant
               "setting the header 'OpenAI-Beta: assistants=v2'.")
 
 
-def api_version(openai_beta: Annotated[str | None, Header()] = None) -> Version:
-    """`OpenAI-Beta: assistants=v1|v2` (possibly among other comma-separated flags) picks the shape."""
+async def api_version(openai_beta: Annotated[str | None, Header()] = None) -> Version:
+    """`OpenAI-Beta: assistants=v1|v2` (possibly among other comma-separated flags) picks the shape. (async: a
+    plain `def` dependency would be run in FastAPI's thread pool, a thread hand-off on every request.)"""
     for flag in (openai_beta or "").split(","):
         name, _, value = flag.strip().partition("=")
         if name == "assistants":

@@ -166,7 +166,7 @@ def test_worker_stopped_mid_run_finishes_its_step_first(cluster: Cluster, client
         cluster.scale("worker-runs", 2)
         wait_for_workers(cluster, 2)
     word = f"s{uuid.uuid4().hex[:8]}"
-    cluster_model.script(word, {"text": "Finished before stopping.", "delay": 4})
+    cluster_model.script(word, {"text": "Finished before stopping.", "delay": 8})
     assistant = client.beta.assistants.create(model="gpt-4o", instructions="Answer briefly.")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
