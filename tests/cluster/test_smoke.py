@@ -129,10 +129,11 @@ def _throughput(client: openai.OpenAI, assistant_id: str, word: str, n: int) -> 
 def test_scaling_runs_workers_raises_throughput(cluster: Cluster, client: openai.OpenAI,
                                                 cluster_model: ScriptedModel) -> None:
     word = f"s{uuid.uuid4().hex[:8]}"
-    n = 12
-    # Every answer takes 0.5 s upstream, as a real model's would: a runs worker (one task at a time here) is busy
-    # waiting, and only more workers complete more runs per second.
-    cluster_model.script(word, *[{"text": "Done.", "delay": 0.5}] * (4 * n))
+    n = 18
+    # Every answer takes 0.8 s upstream, as a real model's would: a runs worker (one task at a time here) is busy
+    # waiting, and only more workers complete more runs per second. (Long enough that the clients' own start-up
+    # and polling, a fixed cost, do not blur the ratio: ideally 3x.)
+    cluster_model.script(word, *[{"text": "Done.", "delay": 0.8}] * (4 * n))
     assistant = client.beta.assistants.create(model="gpt-4o", instructions="Answer briefly.")
     wait_for_workers(cluster, 1)
     one = _throughput(client, assistant.id, word, n)
@@ -140,7 +141,7 @@ def test_scaling_runs_workers_raises_throughput(cluster: Cluster, client: openai
     wait_for_workers(cluster, 3)
     three = _throughput(client, assistant.id, word, n)
     print(f"runs/s with 1 worker: {one:.2f}, with 3: {three:.2f}")
-    assert three > 1.8 * one
+    assert three > 1.5 * one  # ideally 3x; the clients, API and proxy share the same 2 cores
 
 
 def holder_of(cluster: Cluster, run_id: str) -> str:
@@ -225,6 +226,39 @@ def test_flower_and_metrics_answer(cluster: Cluster) -> None:
                            outcome="success") or 0
     assert advanced >= 1
     assert urllib.request.urlopen(f"{info['base_url'][:-3]}/healthz").status == 200
+
+
+def test_api_replicas_drain_streams_when_stopped(cluster: Cluster, client: openai.OpenAI,
+                                                 cluster_model: ScriptedModel) -> None:
+    """Graceful shutdown of the API: SIGTERM stops new connections, and a stream in flight runs to its end."""
+    word = f"s{uuid.uuid4().hex[:8]}"
+    reply = "One two three four five six seven eight nine ten eleven twelve."
+    cluster_model.script(word, {"text": reply, "chunk_delay": 0.4})
+    assistant = client.beta.assistants.create(model="gpt-4o", instructions="Count slowly.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    names: list[str] = []
+    stopping: list[subprocess.Popen[bytes]] = []
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        for event in stream:
+            names.append(event.event)
+            if event.event == "thread.message.delta" and not stopping:
+                # Every replica gets SIGTERM now, the one serving this stream among them.
+                stopping = [subprocess.Popen(["docker", "stop", "-t", "30", c]) for c in cluster.containers("api")]
+        final = stream.get_final_messages()
+    assert stopping and names[-1] == "thread.run.completed"
+    assert final[0].content[0].text.value == reply  # type: ignore[union-attr]
+    for p in stopping:
+        assert p.wait(timeout=60) == 0
+    cluster.compose("up", "-d", "--no-recreate", "--no-deps", "--scale", "api=2", "api")
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{cluster.api_url}/readyz", timeout=3).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the API did not come back"
+        time.sleep(1)
 
 
 def test_down_keeps_the_data_and_up_brings_it_back(cluster: Cluster, client: openai.OpenAI) -> None:
