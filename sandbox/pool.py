@@ -116,6 +116,20 @@ class Pool:
         """Record a call on the thread's session (the reaper ends sessions idle for too long)."""
         self.redis.set(used_key(thread_container_name(thread_id)), str(time.time()), ex=CLAIM_TTL * 24)
 
+    def maintain(self, size: int) -> dict[str, Any]:
+        """Reap, then fill the warm pool up to `size` — one maintainer at a time per deployment: two at once (a
+        worker starting while the beat ticks, two code workers starting together) would each find the pool short
+        and both fill it. The second waits for the first, then finds nothing to do."""
+        lock = self.redis.lock(f"sandbox:maintain:{self.settings.sandbox_namespace}", timeout=300,
+                               blocking_timeout=300)
+        if not lock.acquire():
+            return {"reaped": [], "warmed": 0, "skipped": True}
+        try:
+            return {"reaped": self.reap(), "warmed": self.warm(size)}
+        finally:
+            with contextlib.suppress(Exception):  # expired meanwhile: someone else may hold it now
+                lock.release()
+
     def reap(self, now: float | None = None) -> list[str]:
         """Remove this deployment's sandboxes that outlived their idle or total lifetime, or died; returns names.
         Run by the beat every minute and when a code worker starts, so a worker killed mid-call leaves nothing

@@ -226,7 +226,6 @@ def end_session(thread_id: str) -> None:
 def maintain() -> dict[str, Any]:
     """Beat, every minute: end sessions past their lifetimes (and dead ones), keep the warm pool filled."""
     pool = _pool()
-    gone = pool.reap()
-    started = pool.warm(pool.settings.sandbox_pool_size)
+    done = pool.maintain(pool.settings.sandbox_pool_size)
     metrics.SANDBOX_WARM.set(len(pool.free()))
-    return {"reaped": gone, "warmed": started}
+    return done

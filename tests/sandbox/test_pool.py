@@ -122,3 +122,20 @@ def test_the_session_cap_is_shared_and_freed(docker_client: docker.DockerClient,
     finally:
         remove_namespace(settings.sandbox_namespace, docker_client)
         redis_server.delete(a.slots_key)
+
+
+def test_concurrent_maintainers_fill_the_pool_once(docker_client: docker.DockerClient,
+                                                   redis_server: redis.Redis) -> None:
+    """A worker starting while the beat ticks: two maintenance runs at once leave exactly `size` warm containers."""
+    pools = [Pool(docker_client, redis_server) for _ in range(3)]
+    try:
+        results: list[dict[str, object]] = []
+        threads = [threading.Thread(target=lambda p=p: results.append(p.maintain(2))) for p in pools]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(int(r["warmed"]) for r in results) == [0, 0, 2]  # type: ignore[call-overload]
+        assert len(pools[0].free()) == 2
+    finally:
+        remove_namespace(get_settings().sandbox_namespace, docker_client)
