@@ -209,6 +209,9 @@ def test_flower_and_metrics_answer(cluster: Cluster) -> None:
     dashboard = httpx.get(f"{info['flower_url']}/workers").text
     for queue in ("runs@", "code@", "ingest@"):
         assert queue in dashboard
+    broker = httpx.get(f"{info['flower_url']}/broker").text  # every queue with its depth
+    for queue in ("runs", "code", "ingest"):
+        assert f"<td>{queue}</td>" in broker
 
     api = httpx.get(info["metrics_url"]).text
     for q in ("runs", "code", "ingest"):
