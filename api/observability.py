@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.dispatch import redis_client
 from sandbox.pool import slots_key
 from shared import logs, metrics
 from shared.config import get_settings
@@ -83,12 +84,14 @@ async def _refresh_gauges() -> None:
     except Exception:
         logging.getLogger("api.metrics").warning("runs gauge not refreshed", exc_info=True)
     try:
-        from api.dispatch import redis_client
-
-        redis: Any = redis_client()
+        pipe: Any = redis_client().pipeline(transaction=False)
         for q in Queue:
-            QUEUE_DEPTH.labels(q.value).set(await redis.llen(q.value))
-        SANDBOX_SESSIONS.set(await redis.zcard(slots_key(get_settings().sandbox_namespace)))
+            pipe.llen(q.value)
+        pipe.zcard(slots_key(get_settings().sandbox_namespace))
+        *depths, sessions = await pipe.execute()
+        for q, depth in zip(Queue, depths, strict=True):
+            QUEUE_DEPTH.labels(q.value).set(depth)
+        SANDBOX_SESSIONS.set(sessions)
     except Exception:
         logging.getLogger("api.metrics").warning("queue gauges not refreshed", exc_info=True)
 

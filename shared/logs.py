@@ -66,9 +66,3 @@ def configure(fmt: str, level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-
-
-def use_json_on(handlers: list[logging.Handler]) -> None:
-    """Celery sets up its own handlers; in JSON mode they get our formatter."""
-    for h in handlers:
-        h.setFormatter(JsonFormatter())

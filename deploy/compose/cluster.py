@@ -40,7 +40,8 @@ class Cluster:
         self.state = ROOT / ".cluster" / project
         self.env = {**os.environ, **(extra_env or {}), "API_PORT": str(api_port), "FLOWER_PORT": str(flower_port),
                     "SANDBOX_NAMESPACE": project, "DOCKER_GID": str(_docker_gid())}
-        self.base = [*compose_command(), "-p", project, "-f", str(COMPOSE_FILE)]
+        self.command = compose_command()
+        self.base = [*self.command, "-p", project, "-f", str(COMPOSE_FILE)]
         self.info: dict[str, str] = {}
 
     @property
@@ -163,7 +164,7 @@ def main() -> None:
     print(f"API key:        {info['api_key']}")
     print(f"Flower:         {info['flower_url']}")
     print(f"Metrics:        {info['metrics_url']}")
-    print(f"Logs:           {' '.join(compose_command())} -p {args.project} logs -f   (stop with: make down)")
+    print(f"Logs:           {' '.join(cluster.command)} -p {args.project} logs -f   (stop with: make down)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import openai
@@ -61,14 +62,19 @@ def code(src: str) -> dict[str, object]:
     return {"tool_calls": [{"name": "code_interpreter", "arguments": json.dumps({"code": src})}]}
 
 
-def runs_workers(cluster: Cluster) -> list[str]:
-    """Hostnames of the runs workers answering a ping (asked from the beat's container, inside the network)."""
-    out = cluster.compose("exec", "-T", "beat", "celery", "-A", "worker.celery_app", "inspect", "ping", "--json",
+def inspect(cluster: Cluster, what: str) -> dict[str, Any]:
+    """`celery inspect <what>` asked from the beat's container, inside the network: {worker hostname: answer}."""
+    out = cluster.compose("exec", "-T", "beat", "celery", "-A", "worker.celery_app", "inspect", what, "--json",
                           check=False, capture=True)
     try:
-        return sorted(h for h in json.loads(out.stdout.strip().splitlines()[-1]) if h.startswith("runs@"))
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
     except (ValueError, IndexError):
-        return []
+        return {}
+
+
+def runs_workers(cluster: Cluster) -> list[str]:
+    """Hostnames of the runs workers answering a ping."""
+    return sorted(h for h in inspect(cluster, "ping") if h.startswith("runs@"))
 
 
 def wait_for_workers(cluster: Cluster, n: int, timeout: float = 120) -> None:
@@ -146,9 +152,7 @@ def test_scaling_runs_workers_raises_throughput(cluster: Cluster, client: openai
 
 def holder_of(cluster: Cluster, run_id: str) -> str:
     """The runs worker container executing the run's step (a worker's hostname is its container's id)."""
-    out = cluster.compose("exec", "-T", "beat", "celery", "-A", "worker.celery_app", "inspect", "active", "--json",
-                          capture=True).stdout
-    active = json.loads(out.strip().splitlines()[-1])
+    active = inspect(cluster, "active")
     holder = next(h for h, tasks in active.items() for t in tasks if run_id in json.dumps(t.get("args")))
     return next(c for c in cluster.containers("worker-runs") if c.startswith(holder.split("@", 1)[1]))
 

@@ -22,6 +22,11 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+def grew(before: str, after: str, name: str, **labels: str) -> bool:
+    """The sample went up by at least one between two scrapes (absent counts as 0)."""
+    return (sample(after, name, **labels) or 0) >= (sample(before, name, **labels) or 0) + 1
+
+
 def test_metrics_follow_a_run(stack: Stack, client: openai.OpenAI, model: ScriptedModel) -> None:
     word = f"m{uuid.uuid4().hex[:8]}"
     model.script(word, {"text": "Counted."})
@@ -36,8 +41,7 @@ def test_metrics_follow_a_run(stack: Stack, client: openai.OpenAI, model: Script
     assert api.status_code == 200 and api.headers["content-type"].startswith("text/plain")
     # Latency by route template, not by raw path (ids would make one series per thread).
     route = dict(method="POST", route="/v1/threads/{thread_id}/runs", status="200")
-    assert (sample(api.text, "assistants_http_request_duration_seconds_count", **route) or 0) >= \
-        (sample(before_api, "assistants_http_request_duration_seconds_count", **route) or 0) + 1
+    assert grew(before_api, api.text, "assistants_http_request_duration_seconds_count", **route)
     assert thread.id not in api.text
     # Gauges read at scrape time from Postgres and Redis.
     for status in ("queued", "in_progress", "requires_action", "cancelling"):
@@ -49,14 +53,11 @@ def test_metrics_follow_a_run(stack: Stack, client: openai.OpenAI, model: Script
     # The worker's figures are summed over its prefork children.
     worker = httpx.get(stack.worker_metrics_url).text
     task = dict(task="assistants.runs.advance", outcome="success")
-    assert (sample(worker, "assistants_task_duration_seconds_count", **task) or 0) >= \
-        (sample(before_worker, "assistants_task_duration_seconds_count", **task) or 0) + 1
+    assert grew(before_worker, worker, "assistants_task_duration_seconds_count", **task)
     done = dict(status="completed")
-    assert (sample(worker, "assistants_runs_finished_total", **done) or 0) >= \
-        (sample(before_worker, "assistants_runs_finished_total", **done) or 0) + 1
+    assert grew(before_worker, worker, "assistants_runs_finished_total", **done)
     calls = dict(model="gpt-4o", outcome="ok")
-    assert (sample(worker, "assistants_model_request_duration_seconds_count", **calls) or 0) >= \
-        (sample(before_worker, "assistants_model_request_duration_seconds_count", **calls) or 0) + 1
+    assert grew(before_worker, worker, "assistants_model_request_duration_seconds_count", **calls)
     assert (sample(worker, "assistants_model_tokens_total", model="gpt-4o", kind="completion") or 0) > 0
 
 
