@@ -1,50 +1,18 @@
-"""Handing runs to workers and telling streaming clients what happened — always after the database commit,
-so a worker never sees a run that is not there yet, and an event never announces a change that rolled back."""
+"""The API's side of shared/dispatch.py: its Redis client, and telling workers and streaming clients — always
+after the database commit, so a worker never sees a run that is not there yet, and an event never announces a
+change that rolled back."""
 
 from typing import Any
 
-from celery import Celery
+from shared import dispatch, events
+from shared.dispatch import Task
+from shared.runflow import Applied
 
-from shared import events
-from shared.models import Run
-from worker.queues import Queue
-
-ADVANCE_TASK = "assistants.runs.advance"
-END_SESSION_TASK = "assistants.sandbox.end_session"
-INGEST_TASK = "assistants.ingest.file"
-
-_celery: Celery | None = None
-
-
-def _app() -> Celery:
-    global _celery
-    if _celery is None:
-        from worker.celery_app import app
-
-        _celery = app
-    return _celery
-
-
-def enqueue_advance(run: Run) -> None:
-    """Ask a worker to take the run's next step; the task carries step_seq, its compare-and-set token."""
-    _app().send_task(ADVANCE_TASK, args=[run.id, run.step_seq], queue=Queue.RUNS.value)
-
-
-def enqueue_ingest(vector_store_id: str, file_id: str, attempt: int) -> None:
-    """Index a vector store file (the task carries its attempt: a re-added file makes older tasks stale)."""
-    _app().send_task(INGEST_TASK, args=[vector_store_id, file_id, attempt], queue=Queue.INGEST.value)
-
-
-def end_sandbox_session(thread_id: str) -> None:
-    """A deleted thread's code_interpreter session (its variables and files) goes too, now rather than when the
-    reaper finds it idle."""
-    _app().send_task(END_SESSION_TASK, args=[thread_id], queue=Queue.CODE.value)
-
-
-_redis = None
+_redis: Any = None
 
 
 def redis_client() -> Any:
+    """The process's async client for short commands (streams are read by api/relay.py on its own connection)."""
     global _redis
     if _redis is None:
         _redis = events.async_client()
@@ -52,4 +20,24 @@ def redis_client() -> Any:
 
 
 async def publish(run_id: str, items: list[tuple[str, Any]]) -> str:
+    """Append events to the run's stream; returns the first one's id (a client's stream starts there)."""
     return await events.apublish(redis_client(), run_id, items)
+
+
+async def after_commit(run_id: str, applied: Applied | None, before: list[tuple[str, Any]] | None = None) -> str | None:
+    return await dispatch.after_commit_async(redis_client(), run_id, applied, before or [])
+
+
+def enqueue_advance(run_id: str, step_seq: int) -> None:
+    dispatch.step_task(run_id, step_seq)
+
+
+def enqueue_ingest(vector_store_id: str, file_id: str, attempt: int) -> None:
+    """Index a vector store file (the task carries its attempt: a re-added file makes older tasks stale)."""
+    dispatch.send(Task.INGEST, vector_store_id, file_id, attempt)
+
+
+def end_sandbox_session(thread_id: str) -> None:
+    """A deleted thread's code_interpreter session (its variables and files) goes too, now rather than when the
+    reaper finds it idle."""
+    dispatch.send(Task.END_SESSION, thread_id)

@@ -1,17 +1,29 @@
-"""Server-Sent Events for runs, read from the run's Redis stream, in OpenAI's event names and order.
+"""Server-Sent Events for runs, read from the run's Redis stream (through the process's relay), in OpenAI's event
+names and order.
 
 Each event carries an `id:` (its stream entry id): a client that lost its connection resumes with
 `GET …/runs/{run_id}/events` and `Last-Event-ID`, and gets everything it missed.
+
+A stream may be silent for long: a model thinking before its first token, a run waiting in the queue, a
+code_interpreter call. Proxies and load balancers cut connections idle for a while (often 60 s), so a silence
+is filled with SSE comment lines (`: keep-alive`), which every SSE client ignores. A stream gives up only after
+a silence longer than a run can last.
 """
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 
-from api.dispatch import redis_client
+from api.relay import before, relay
 from shared import events, wire
+from shared.config import get_settings
 from shared.wire import Version
+
+KEEPALIVE = b": keep-alive\n\n"
+# Longer than a run lives (its expiry ends it with events): a stream silent this long follows a lost run.
+MAX_SILENCE_SECONDS = 660.0
 
 
 def _payload(event: str, data: str, version: Version) -> str:
@@ -23,11 +35,27 @@ def _payload(event: str, data: str, version: Version) -> str:
     return json.dumps(wire.event_data(event, json.loads(data), version), separators=(",", ":"))
 
 
-async def _frames(run_id: str, version: Version, start: str | None, after: str | None) -> AsyncIterator[bytes]:
-    async for entry_id, event, data in events.read(redis_client(), run_id, start=start, after=after):
-        yield f"id: {entry_id}\nevent: {event}\ndata: {_payload(event, data, version)}\n\n".encode()
+async def _frames(run_id: str, version: Version, cursor: str) -> AsyncIterator[bytes]:
+    every = get_settings().sse_keepalive_seconds
+    silent = 0.0
+    async with relay().follow(run_id, cursor) as follower:
+        while True:
+            try:
+                entry_id, event, data = await asyncio.wait_for(follower.queue.get(), timeout=every)
+            except TimeoutError:
+                silent += every
+                if silent > MAX_SILENCE_SECONDS:
+                    return  # the run is stuck or gone; the client may reconnect with Last-Event-ID
+                yield KEEPALIVE
+                continue
+            silent = 0.0
+            yield f"id: {entry_id}\nevent: {event}\ndata: {_payload(event, data, version)}\n\n".encode()
+            if event == events.DONE:
+                return
 
 
 def stream(run_id: str, version: Version, *, start: str | None = None, after: str | None = None) -> StreamingResponse:
-    return StreamingResponse(_frames(run_id, version, start, after), media_type="text/event-stream",
+    """The run's events from entry `start` (inclusive) or after `after`, until the stream's end marker."""
+    cursor = before(start) if start else (after or "0-0")
+    return StreamingResponse(_frames(run_id, version, cursor), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -38,10 +38,11 @@ class Settings(BaseSettings):
     llm_default_context_window: int = 8192
     llm_timeout_seconds: float = 120.0
     # The beat's sweep: how often it runs, and after how long a queued/cancelling run with no worker activity
-    # (or an in-progress run whose worker stopped heartbeating) counts as lost and is enqueued again.
+    # (or an in-progress run whose worker stopped heartbeating: live steps beat every 5 s, whether or not the
+    # model is sending anything) counts as lost and is enqueued again.
     run_sweep_seconds: float = 15.0
     run_stale_waiting_seconds: float = 30.0
-    run_stale_running_seconds: float = 120.0
+    run_stale_running_seconds: float = 30.0
     # A vector store file still in progress this long after it was added is enqueued again (its task may be lost).
     ingest_stale_seconds: float = 600.0
 
@@ -86,6 +87,26 @@ class Settings(BaseSettings):
 
     # Transient upstream errors (429, 5xx, timeouts, dropped connections) are retried this often, backing off.
     llm_max_retries: int = 3
+
+    # A run whose file_search scope has files still being indexed waits for them (without holding a worker) up
+    # to this long before its model call; then it searches what is indexed.
+    file_search_wait_seconds: float = 60.0
+
+    # Connection pools per process, sized well below a gevent worker's concurrency: a step holds a database
+    # connection only for its short reads and writes, never while the model answers.
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout_seconds: float = 30.0
+    # Names this process's connections in pg_stat_activity (e.g. assistants-worker-runs), for operators.
+    db_application_name: str = "assistants"
+    redis_max_connections: int = 32
+    redis_pool_timeout_seconds: float = 20.0
+    redis_socket_timeout_seconds: float = 10.0
+
+    # Streams: a finished run's events stay readable this long (for clients that reconnect), and a silent stream
+    # sends an SSE comment this often (proxies cut idle connections).
+    run_events_retention_seconds: int = 300
+    sse_keepalive_seconds: float = 15.0
 
 
 @lru_cache

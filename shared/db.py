@@ -15,12 +15,18 @@ from shared.config import get_settings
 # whole pool; pool_recycle retires connections before any idle timeout in between (e.g. a proxy's) bites.
 @lru_cache
 def async_engine() -> AsyncEngine:
-    return create_async_engine(get_settings().database_url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    s = get_settings()
+    return create_async_engine(s.database_url, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow,
+                               pool_timeout=s.db_pool_timeout_seconds, pool_recycle=1800,
+                               connect_args={"application_name": s.db_application_name})
 
 
 @lru_cache
 def sync_engine() -> Engine:
-    return create_engine(get_settings().database_url, pool_size=5, max_overflow=5, pool_recycle=1800)
+    s = get_settings()
+    return create_engine(s.database_url, pool_size=s.db_pool_size, max_overflow=s.db_max_overflow,
+                         pool_timeout=s.db_pool_timeout_seconds, pool_recycle=1800,
+                         connect_args={"application_name": s.db_application_name})
 
 
 @lru_cache

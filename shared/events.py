@@ -1,11 +1,14 @@
 """Run events on Redis Streams: workers (and the API, for the events it causes) append; any API replica reads.
 
 One stream per run, `run:{id}:events`. Entries are `{event, data}` in the v2 shape; readers resume from any
-entry id, so a client that reconnects with the last id it saw loses nothing. Streams are capped and expire.
+entry id, so a client that reconnects with the last id it saw loses nothing. Streams are capped, and expire:
+an active run's after an hour without events, a finished run's a few minutes after its end — long enough for a
+client to reconnect and read the end, short enough that Redis (also the broker, with no eviction) stays flat
+whatever the rate of runs.
 """
 
 import json
-from collections.abc import AsyncIterator
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -13,11 +16,13 @@ import redis.asyncio as aioredis
 
 from shared.config import get_settings
 
-RETENTION_SECONDS = 3600
+ACTIVE_RETENTION_SECONDS = 3600
 MAX_ENTRIES = 20_000
 # The events after which a stream of a run has nothing more to say until the run is acted on again.
 CLOSING = frozenset({"thread.run.completed", "thread.run.failed", "thread.run.cancelled", "thread.run.expired",
                      "thread.run.incomplete", "thread.run.requires_action", "error"})
+# After these, nothing more will ever be said: the stream is kept only for clients that reconnect.
+FINAL = CLOSING - {"thread.run.requires_action"}
 DONE = "done"
 
 
@@ -34,6 +39,13 @@ def encode(event: str, data: Any) -> dict[str, str]:
     return {"event": event, "data": data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))}
 
 
+def retention(events: list[tuple[str, Any]]) -> int:
+    """Seconds a stream is kept after these events: short once the run has ended."""
+    if any(name in FINAL for name, _ in events):
+        return get_settings().run_events_retention_seconds
+    return ACTIVE_RETENTION_SECONDS
+
+
 def publish(r: "redis.Redis[bytes]", run_id: str, events: list[tuple[str, Any]], *, refresh_ttl: bool = True) -> None:
     """Append events in order (one round trip). Token deltas pass refresh_ttl=False: the stream's expiry is
     set by the events around them, and a lone XADD skips the pipeline's client-side cost."""
@@ -43,7 +55,7 @@ def publish(r: "redis.Redis[bytes]", run_id: str, events: list[tuple[str, Any]],
     pipe = r.pipeline(transaction=False)
     for event, data in events:
         pipe.xadd(key(run_id), encode(event, data), maxlen=MAX_ENTRIES, approximate=True)
-    pipe.expire(key(run_id), RETENTION_SECONDS)
+    pipe.expire(key(run_id), retention(events))
     pipe.execute()
 
 
@@ -52,40 +64,35 @@ async def apublish(r: "aioredis.Redis[bytes]", run_id: str, events: list[tuple[s
     pipe = r.pipeline(transaction=False)
     for event, data in events:
         pipe.xadd(key(run_id), encode(event, data), maxlen=MAX_ENTRIES, approximate=True)
-    pipe.expire(key(run_id), RETENTION_SECONDS)
+    pipe.expire(key(run_id), retention(events))
     ids = await pipe.execute()
     first = ids[0]
     return first.decode() if isinstance(first, bytes) else str(first)
 
 
-def _before(entry_id: str) -> str:
-    """The id just before `entry_id`, so that XREAD (exclusive) returns `entry_id` itself."""
-    ms, _, n = entry_id.partition("-")
-    return f"{ms}-{int(n) - 1}" if int(n or 0) > 0 else f"{int(ms) - 1}-{2**64 - 1}"
-
-
-async def read(r: "aioredis.Redis[bytes]", run_id: str, *, start: str | None = None, after: str | None = None,
-               idle_timeout: float = 600) -> AsyncIterator[tuple[str, str, str]]:
-    """Yield (entry id, event, data) from `start` (inclusive) or `after` (exclusive) until a `done` entry."""
-    cursor = _before(start) if start else (after or "0-0")
-    while True:
-        got = await r.xread({key(run_id): cursor}, block=int(idle_timeout * 1000), count=100)
-        if not got:
-            return  # nothing for idle_timeout: the run is stuck or gone; the client may reconnect
-        for _stream, entries in got:
-            for entry_id, fields in entries:
-                eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                cursor = eid
-                event = fields[b"event"].decode()
-                data = fields[b"data"].decode()
-                yield eid, event, data
-                if event == DONE:
-                    return
-
-
 def sync_client() -> "redis.Redis[bytes]":
+    """A client of its own (e.g. for a component that keeps one); most code wants `shared_client()`."""
     return redis.Redis.from_url(get_settings().redis_url)
 
 
+@lru_cache
+def shared_client() -> "redis.Redis[bytes]":
+    """The process's client for short commands. Its pool is bounded: a gevent worker runs hundreds of steps at
+    once, and they share a few connections (waiting for one, briefly) rather than opening one each."""
+    s = get_settings()
+    pool = redis.BlockingConnectionPool.from_url(s.redis_url, max_connections=s.redis_max_connections,
+                                                 timeout=s.redis_pool_timeout_seconds,
+                                                 socket_timeout=s.redis_socket_timeout_seconds,
+                                                 socket_connect_timeout=s.redis_socket_timeout_seconds,
+                                                 health_check_interval=30)
+    return redis.Redis(connection_pool=pool)
+
+
 def async_client() -> "aioredis.Redis[bytes]":
-    return aioredis.Redis.from_url(get_settings().redis_url)
+    """The API's client for short commands (bounded like `shared_client`); blocking reads have their own."""
+    s = get_settings()
+    pool: aioredis.BlockingConnectionPool[Any] = aioredis.BlockingConnectionPool.from_url(
+        s.redis_url, max_connections=s.redis_max_connections,
+        timeout=s.redis_pool_timeout_seconds, socket_timeout=s.redis_socket_timeout_seconds,
+        socket_connect_timeout=s.redis_socket_timeout_seconds, health_check_interval=30)
+    return aioredis.Redis(connection_pool=pool)

@@ -9,9 +9,12 @@ substring of the last user message:
 
 Reply forms: {"text": str}, {"tool_calls": [{"name", "arguments"}]}, {"error": status, "message": str},
 {"finish_reason": "length", "text": str}; a text may hold {cite:N} (see _cite); any of them may add "delay"
-(seconds before answering) or
-"chunk_delay" (seconds between streamed chunks), "arg_chunk" (characters per streamed piece of tool call arguments;
-default: two halves). Unscripted prompts get "You said: <last user message>".
+(seconds before answering), "ttft" (seconds between the response's headers and its first token, as a real model
+thinks), "chunk_delay" (seconds between streamed chunks), "arg_chunk" (characters per streamed piece of tool call
+arguments; default: two halves). Unscripted prompts get "You said: <last user message>".
+
+Like a real model: `ScriptedModel(ttft=0.5, tokens_per_second=50, words=150)` answers every unscripted prompt
+with `words` words, the first after `ttft` seconds, then at that rate (the benchmark's realistic model).
 Every request body is kept, for assertions on what the model was sent. POST /v1/embeddings answers too (hashed
 bags of words, EMBEDDING_DIM dimensions), for tests of a remote embedder.
 """
@@ -68,10 +71,16 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
 
 
 class ScriptedModel:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, ttft: float = 0.0, tokens_per_second: float = 0.0,
+                 words: int = 0) -> None:
+        self.default_pace = {"ttft": ttft, "chunk_delay": 1 / tokens_per_second if tokens_per_second else 0.0}
+        self.default_words = words
         self.lock = threading.Lock()
         self.rules: list[tuple[str, list[dict[str, Any]]]] = []
         self.requests: list[dict[str, Any]] = []
+        # Chat completions being answered right now, and the most there were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.server = ThreadingHTTPServer((host, 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -91,6 +100,10 @@ class ScriptedModel:
         with self.lock:
             self.rules.append((match, list(replies)))
 
+    def reset_peak(self) -> None:
+        with self.lock:
+            self.max_in_flight = self.in_flight
+
     def requests_for(self, match: str) -> list[dict[str, Any]]:
         with self.lock:
             return [r for r in self.requests if match in _last_user_text(r.get("messages", []))]
@@ -102,7 +115,9 @@ class ScriptedModel:
             for match, replies in self.rules:
                 if match in text and replies:
                     return _cite(replies.pop(0), body.get("messages", []))
-        return {"text": f"You said: {text}"}
+        if self.default_words:
+            return {"text": " ".join(f"word{i}" for i in range(self.default_words)), **self.default_pace}
+        return {"text": f"You said: {text}", **self.default_pace}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         model = self
@@ -122,6 +137,16 @@ class ScriptedModel:
                     self._json(404, {"error": {"message": "not found"}})
                     return
                 reply = model._reply_for(body)
+                with model.lock:
+                    model.in_flight += 1
+                    model.max_in_flight = max(model.max_in_flight, model.in_flight)
+                try:
+                    self._answer(body, reply)
+                finally:
+                    with model.lock:
+                        model.in_flight -= 1
+
+            def _answer(self, body: dict[str, Any], reply: dict[str, Any]) -> None:
                 time.sleep(float(reply.get("delay", 0)))
                 if "error" in reply:
                     self._json(int(reply["error"]), {"error": {"message": reply.get("message", "scripted error"),
@@ -145,10 +170,14 @@ class ScriptedModel:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for chunk in _chunks(body, reply):
+                pause = float(reply.get("chunk_delay", 0))
+                for i, chunk in enumerate(_chunks(body, reply)):
+                    if i == 1:  # after the role chunk: the model thinks before its first token
+                        time.sleep(float(reply.get("ttft", 0)))
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
-                    time.sleep(float(reply.get("chunk_delay", 0)))
+                    if i:
+                        time.sleep(pause)
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True
@@ -170,7 +199,9 @@ def _calls(reply: dict[str, Any]) -> list[dict[str, Any]]:
 def _chunks(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]:
     base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": body.get("model", "scripted")}
-    out: list[dict[str, Any]] = []
+    # The role comes first, as OpenAI sends it, before the model has produced anything.
+    out: list[dict[str, Any]] = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                       "finish_reason": None}]}]
     words = reply.get("text", "").split(" ")
     for i, word in enumerate(words if reply.get("text") else []):
         piece = word if i == 0 else " " + word

@@ -53,6 +53,14 @@ class Stack:
                 continue  # gone meanwhile
         return out
 
+    def respawn(self, name: str) -> int:
+        """Start service `name` again (after a test killed it); waits for a Celery worker to answer pings."""
+        out = subprocess.run([STACK_PYTHON, "-m", "deploy.local.stack", "respawn", "--state-dir",
+                              str(self.state_dir), name], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"respawn {name} failed:\n{out.stdout}\n{out.stderr}")
+        return int(out.stdout.strip().splitlines()[-1])
+
     def log(self, name: str) -> str:
         path = self.state_dir / "logs" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -192,13 +192,12 @@ class CodeRunner:
         image_ids: list[str] = []
         written: dict[str, str] = {}
         if result.images or result.files:
-            with store.connect() as conn:
+            with store.begin() as conn:
                 for png in result.images:
                     image_ids.append(save_file(conn, self.run.project_id, "image.png", base64.b64decode(png)))
                 for path in result.files:
                     written[path] = save_file(conn, self.run.project_id, path.rsplit("/", 1)[-1],
                                               self.box.get_file(path))
-                conn.commit()
         out = {**call, "code_interpreter": {**call["code_interpreter"], "outputs": outputs(result, image_ids)}}
         if written:
             out["_files"] = written  # private: the reply's sandbox links are annotated from it

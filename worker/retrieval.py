@@ -144,9 +144,36 @@ def _vector_ids(conn: Connection, params: dict[str, Any], size: int) -> list[int
     return [cid for cid in nearest if cid in allowed]
 
 
+# ---- the run's scope -----------------------------------------------------------------------------------------
+_STORES = text("""SELECT a.vector_store_ids AS assistant_stores, t.vector_store_ids AS thread_stores
+                  FROM thread t LEFT JOIN assistant a ON a.id = :assistant_id WHERE t.id = :thread_id""")
+
+
+def scope(conn: Connection, assistant_id: str, thread_id: str) -> list[str]:
+    """The vector stores a run may search: its assistant's (v1 files live in its automatic store) and its
+    thread's (message attachments), read when the search runs."""
+    row = conn.execute(_STORES, {"assistant_id": assistant_id, "thread_id": thread_id}).first()
+    if row is None:
+        return []
+    return list(dict.fromkeys([*(row.assistant_stores or []), *(row.thread_stores or [])]))
+
+
+def indexing(conn: Connection, store_ids: list[str]) -> int:
+    """How many files of these stores are still being indexed."""
+    if not store_ids:
+        return 0
+    return int(conn.execute(text("""SELECT count(*) FROM vector_store_file
+                                    WHERE vector_store_id = ANY(:stores) AND status = 'in_progress'"""),
+                            {"stores": store_ids}).scalar() or 0)
+
+
+def has_search(tools: list[dict[str, Any]]) -> bool:
+    return any(t.get("type") in ("file_search", "retrieval") for t in tools)
+
+
 # ---- the tool ------------------------------------------------------------------------------------------------
 def is_search_call(name: str, tools: list[dict[str, Any]]) -> bool:
-    return name == NAME and any(t.get("type") in ("file_search", "retrieval") for t in tools)
+    return name == NAME and has_search(tools)
 
 
 def query_of(arguments: str) -> str:

@@ -1,22 +1,32 @@
-"""The run engine's database access: SQLAlchemy Core statements on one connection per worker process.
+"""The engine's database access: SQLAlchemy Core statements, in short transactions.
 
-The ORM session's bookkeeping (identity map, unit of work, autoflush) cost more than the statements
-themselves on this hot path; Core keeps the column knowledge in shared/models.py and drops the rest.
+The ORM session's bookkeeping (identity map, unit of work, autoflush) cost more than the statements themselves
+on this hot path; Core keeps the column knowledge in shared/models.py and drops the rest. No connection is held
+between transactions: a step reads, releases, waits minutes for the model, then writes in one transaction.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 from sqlmodel import SQLModel
 
 from shared.db import sync_engine
 from shared.models import Message, Run, RunStep
-from shared.rows import column_values, from_row, insert_stmt, to_row
+from shared.rows import from_row, insert_stmt, to_row
 from shared.rows import table as _table
 
+# Thread messages are read newest first, a page at a time, until the prompt's budget is surely filled.
+FIRST_PAGE, MAX_PAGE = 32, 512
+CHARS_PER_TOKEN, PER_MESSAGE_TOKENS = 4, 4  # as worker/prompt.py estimates
 
-def connect() -> Connection:
-    return sync_engine().connect()
+
+@contextmanager
+def begin() -> Iterator[Connection]:
+    """One transaction on a pooled connection: committed on success, rolled back on error, then released."""
+    with sync_engine().begin() as conn:
+        yield conn
 
 
 def load_run(conn: Connection, run_id: str, *, lock: bool = False) -> Run | None:
@@ -25,24 +35,35 @@ def load_run(conn: Connection, run_id: str, *, lock: bool = False) -> Run | None
     return from_row(Run, row) if row is not None else None
 
 
-def cas_run(conn: Connection, run: Run, values: dict[str, Any]) -> bool:
-    """UPDATE the run only if it is still at run.step_seq; True if it was."""
-    t = _table(Run)
-    done = conn.execute(update(t).where(t.c.id == run.id, t.c.step_seq == run.step_seq)
-                        .values(**column_values(Run, values)).returning(t.c.id)).first()
-    return done is not None
+def _least_tokens(content: list[dict[str, Any]]) -> int:
+    """A lower bound of what prompt.py will count for a message: its text alone."""
+    chars = sum(len(p["text"]["value"]) for p in content if p.get("type") == "text")
+    return PER_MESSAGE_TOKENS + chars // CHARS_PER_TOKEN
 
 
-def heartbeat(conn: Connection, run_id: str, at: float) -> None:
-    t = _table(Run)
-    conn.execute(update(t).where(t.c.id == run_id).values(heartbeat_at=at))
-
-
-def thread_messages(conn: Connection, thread_id: str) -> list[Message]:
+def recent_messages(conn: Connection, thread_id: str, *, budget: int, last_n: int | None = None) -> list[Message]:
+    """The thread's newest messages, oldest first: as many as a prompt of `budget` tokens could hold (or the
+    last `last_n`). A run's cost stays flat however long the thread grows; prompt.build trims exactly."""
     t = _table(Message)
-    rows = conn.execute(select(t.c.role, t.c.content).where(t.c.thread_id == thread_id).order_by(t.c.seq))
-    return [Message(id="", project_id="", thread_id=thread_id, created_at=0, role=r.role, content=r.content)
-            for r in rows]
+    out: list[Message] = []
+    tokens, before, page = 0, None, FIRST_PAGE
+    while tokens < budget and (last_n is None or len(out) < last_n):
+        want = page if last_n is None else min(page, last_n - len(out))
+        stmt = select(t.c.seq, t.c.role, t.c.content).where(t.c.thread_id == thread_id)
+        if before is not None:
+            stmt = stmt.where(t.c.seq < before)
+        rows = conn.execute(stmt.order_by(t.c.seq.desc()).limit(want)).all()
+        for r in rows:
+            out.append(Message(id="", project_id="", thread_id=thread_id, created_at=0, role=r.role,
+                               content=r.content))
+            tokens += _least_tokens(r.content)
+            if tokens >= budget:
+                break
+        if len(rows) < want:
+            break
+        before, page = rows[-1].seq, min(page * 2, MAX_PAGE)
+    out.reverse()
+    return out
 
 
 def run_steps(conn: Connection, run_id: str) -> list[RunStep]:
@@ -52,11 +73,3 @@ def run_steps(conn: Connection, run_id: str) -> list[RunStep]:
 
 def add(conn: Connection, obj: SQLModel) -> None:
     conn.execute(insert_stmt(type(obj)), to_row(obj))
-
-
-def close_open_steps(conn: Connection, run_id: str, status: str, stamp_column: str | None, at: int) -> None:
-    t = _table(RunStep)
-    values: dict[str, Any] = {"status": status}
-    if stamp_column:
-        values[stamp_column] = at
-    conn.execute(update(t).where(t.c.run_id == run_id, t.c.status == "in_progress").values(**values))

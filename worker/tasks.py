@@ -1,8 +1,16 @@
-"""Celery tasks: the run engine's step, and the beat's sweep that expires overdue runs and re-enqueues runs
-whose step was lost (e.g. the API died between its commit and its enqueue, or a whole worker node vanished)."""
+"""Celery tasks: the run engine's step, the tool steps, ingestion, sandbox upkeep, and the beat's sweep that
+expires overdue runs and re-enqueues runs whose step was lost (e.g. the API died between its commit and its
+enqueue, or a whole worker process vanished with hundreds of steps in flight).
 
+Run steps are safe to redo (each commits by compare-and-set), so crash recovery rests on the sweep and the
+broker's redelivery, not on the pool: a gevent or thread pool does nothing for `reject_on_worker_lost` and
+enforces no soft time limit.
+"""
+
+import logging
 import time
-from functools import lru_cache
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery import Task
 from celery.signals import worker_ready
@@ -11,48 +19,68 @@ from sqlmodel import Session, col, or_, select
 
 from shared.config import get_settings
 from shared.db import sync_engine
+from shared.dispatch import Task as Named
+from shared.events import shared_client
 from shared.ids import now
 from shared.models import Run, VectorStoreFile
-from worker import code_tool, ingest, server_tools
+from worker import code_tool, engine, ingest, server_tools
 from worker.celery_app import app
-from worker.engine import Engine
 from worker.queues import Queue
 
+log = logging.getLogger("worker.tasks")
 
-@lru_cache
-def engine() -> Engine:
-    return Engine()
-
-
-@app.task(name="assistants.runs.advance", queue=Queue.RUNS.value, acks_late=True, reject_on_worker_lost=True,
-          soft_time_limit=840, time_limit=900)
-def advance(run_id: str, step_seq: int) -> None:
-    """Take run `run_id` one step further, if it is still at `step_seq` (otherwise this task is stale)."""
-    engine().advance(run_id, step_seq)
-
-
+# A step's hard limit: past the run's lifetime (600 s), so a step only meets it when something hangs. Prefork
+# kills the process, gevent raises in the greenlet; either way the step is redone or the run expires.
+STEP_TIME_LIMIT = 900
 CAPACITY_RETRY_SECONDS = 2.0
 
 
-@app.task(name="assistants.code.execute", queue=Queue.CODE.value, acks_late=True, reject_on_worker_lost=True,
-          soft_time_limit=840, time_limit=900, bind=True, max_retries=None)
+def backoff(retries: int) -> float:
+    """Seconds before retrying a step that met an infrastructure error: 1, 2, 4 … up to 30."""
+    return float(min(2 ** retries, 30))
+
+
+@contextmanager
+def retried_on_blips(task: Task) -> Iterator[None]:
+    """Redis or Postgres going away mid-step (a restart, a failover) retries the step later with the same token;
+    it never fails the run. If even the retry cannot be sent, the sweep finds the run once they are back."""
+    try:
+        yield
+    except engine.RETRYABLE as exc:
+        log.warning("step interrupted by %s; retrying", exc.__class__.__name__)
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
+
+
+@app.task(name=Named.ADVANCE.value, queue=Queue.RUNS.value, acks_late=True, reject_on_worker_lost=True,
+          bind=True, max_retries=None, time_limit=STEP_TIME_LIMIT)
+def advance(self: Task, run_id: str, step_seq: int, waiting_since: float | None = None) -> None:
+    """Take run `run_id` one step further, if it is still at `step_seq` (otherwise this task is stale)."""
+    with retried_on_blips(self):
+        engine.advance(run_id, step_seq, waiting_since)
+
+
+@app.task(name=Named.CODE.value, queue=Queue.CODE.value, acks_late=True, reject_on_worker_lost=True,
+          soft_time_limit=STEP_TIME_LIMIT - 60, time_limit=STEP_TIME_LIMIT, bind=True, max_retries=None)
 def execute_code(self: Task, run_id: str, step_seq: int) -> None:
     """Run the code_interpreter calls of run `run_id`'s open tool step (if the run is still at `step_seq`).
     When every sandbox session is taken, wait for one in the queue (retrying) up to SANDBOX_QUEUE_SECONDS."""
     waited = self.request.retries * CAPACITY_RETRY_SECONDS
     may_wait = waited < get_settings().sandbox_queue_seconds
-    if not server_tools.execute(engine(), run_id, step_seq, may_wait=may_wait):
+    with retried_on_blips(self):
+        done = server_tools.execute(run_id, step_seq, may_wait=may_wait)
+    if not done:
         raise self.retry(countdown=CAPACITY_RETRY_SECONDS)
 
 
-@app.task(name="assistants.search.execute", queue=Queue.RUNS.value, acks_late=True, reject_on_worker_lost=True,
-          soft_time_limit=840, time_limit=900)
-def execute_search(run_id: str, step_seq: int) -> None:
+@app.task(name=Named.SEARCH.value, queue=Queue.RUNS.value, acks_late=True, reject_on_worker_lost=True,
+          bind=True, max_retries=None, time_limit=STEP_TIME_LIMIT)
+def execute_search(self: Task, run_id: str, step_seq: int) -> None:
     """Run the file_search calls of run `run_id`'s open tool step (if the run is still at `step_seq`)."""
-    server_tools.execute(engine(), run_id, step_seq)
+    with retried_on_blips(self):
+        server_tools.execute(run_id, step_seq)
 
 
-@app.task(name="assistants.ingest.file", queue=Queue.INGEST.value, acks_late=True, reject_on_worker_lost=True,
+@app.task(name=Named.INGEST.value, queue=Queue.INGEST.value, acks_late=True, reject_on_worker_lost=True,
           bind=True, max_retries=3, soft_time_limit=3300, time_limit=3500)
 def ingest_file(self: Task, vector_store_id: str, file_id: str, attempt: int) -> str:
     """Extract, chunk, embed and index one vector store file (stale attempts are no-ops)."""
@@ -75,7 +103,7 @@ def maintain_sandboxes() -> dict[str, object]:
     return code_tool.maintain()
 
 
-@app.task(name="assistants.sandbox.end_session", queue=Queue.CODE.value, acks_late=True)
+@app.task(name=Named.END_SESSION.value, queue=Queue.CODE.value, acks_late=True)
 def end_session(thread_id: str) -> None:
     """The thread was deleted: destroy its session and free its slot."""
     code_tool.end_session(thread_id)
@@ -88,7 +116,7 @@ def sweep() -> int:
     t = time.time()
     settings = get_settings()
     # A queued or cancelling run nobody has touched for this long lost its task; an in-progress run whose
-    # worker has not heartbeated (every 5 s) for this long lost its worker.
+    # worker has not heartbeated (every few seconds, while the step is alive) for this long lost its worker.
     waiting, running = settings.run_stale_waiting_seconds, settings.run_stale_running_seconds
     with Session(sync_engine()) as s:
         due = s.exec(select(Run.id, Run.step_seq).where(
@@ -117,7 +145,7 @@ def _nudge_ingestion(t: float) -> int:
         rows = s.exec(select(VectorStoreFile.vector_store_id, VectorStoreFile.file_id, VectorStoreFile.attempt)
                       .where(VectorStoreFile.status == "in_progress",
                              VectorStoreFile.created_at < int(t - stale)).limit(1000)).all()
-    redis = engine().redis
+    redis = shared_client()
     nudged = 0
     for vs_id, file_id, attempt in rows:
         if redis.set(f"ingest:nudged:{vs_id}:{file_id}:{attempt}", "1", nx=True, ex=max(1, int(stale))):

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from api import sse
 from api.deps import ProjectDep, SessionDep, VersionDep
-from api.dispatch import enqueue_advance, publish, redis_client
+from api.dispatch import after_commit, enqueue_advance, publish, redis_client
 from api.pagination import PageDep, fetch_page, list_body
 from api.schemas.runs import RunCreate, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate
 from api.schemas.threads import ThreadCreate
@@ -26,7 +26,7 @@ async def _started(run: Run, version: VersionDep, stream: bool | None,
     """After the commit: announce the run, hand it to a worker, answer (as JSON or as a stream)."""
     body = wire.run(run)
     first = await publish(run.id, [*(before or []), ("thread.run.created", body), ("thread.run.queued", body)])
-    enqueue_advance(run)
+    enqueue_advance(run.id, run.step_seq)
     if stream:
         return sse.stream(run.id, version, start=first)
     return wire.run(run, version)
@@ -85,13 +85,12 @@ async def cancel_run(thread_id: str, run_id: str, session: SessionDep, project_i
                      version: VersionDep) -> dict[str, Any]:
     t = await thread_svc.get(session, project_id=project_id, thread_id=thread_id)
     run = await svc.get(session, thread=t, run_id=run_id)
-    await svc.apply(session, run, Event.CANCEL)
+    applied = await svc.apply(session, run, Event.CANCEL)
     await session.commit()
     # A worker mid-call sees this flag and stops; whatever it had in flight is discarded.
-    await redis_client().set(events.cancel_key(run.id), b"1", ex=events.RETENTION_SECONDS)
-    await publish(run.id, [("thread.run.cancelling", wire.run(run))])
-    enqueue_advance(run)
-    return wire.run(run, version)
+    await redis_client().set(events.cancel_key(run.id), b"1", ex=events.ACTIVE_RETENTION_SECONDS)
+    await after_commit(run.id, applied)
+    return wire.run(applied.run, version)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=None)
@@ -99,14 +98,12 @@ async def submit_tool_outputs(thread_id: str, run_id: str, body: SubmitToolOutpu
                               project_id: ProjectDep, version: VersionDep) -> dict[str, Any] | StreamingResponse:
     t = await thread_svc.get(session, project_id=project_id, thread_id=thread_id)
     run = await svc.get(session, thread=t, run_id=run_id)
-    step = await svc.submit_outputs(session, run, body)
+    applied, step = await svc.submit_outputs(session, run, body)
     await session.commit()
-    first = await publish(run.id, [("thread.run.step.completed", wire.step(step)),
-                                   ("thread.run.queued", wire.run(run))])
-    enqueue_advance(run)
+    first = await after_commit(run.id, applied, [("thread.run.step.completed", wire.step(step))])
     if body.stream:
         return sse.stream(run.id, version, start=first)
-    return wire.run(run, version)
+    return wire.run(applied.run, version)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/events", response_model=None)

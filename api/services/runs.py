@@ -2,10 +2,9 @@
 change, commits, publishes the events it caused, and only then hands the run to a worker; it never calls a
 model. Every change goes through the state machine and bumps `step_seq`, which invalidates work in flight."""
 
-import time
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,10 +15,12 @@ from api.schemas.common import ResponseFormatObject
 from api.schemas.runs import NamedToolChoice, RunCreate, SubmitToolOutputs, ThreadAndRunCreate
 from api.services import threads as thread_svc
 from api.shapes import canonical_tools
+from shared import runflow
 from shared.ids import new_id, now
 from shared.models import ACTIVE_RUN_STATUSES, Run, RunStep, Thread
 from shared.rows import insert_stmt, to_row
-from shared.runstate import Decision, Effect, Event, InvalidTransition, Status, transition
+from shared.runflow import Applied
+from shared.runstate import Event, InvalidTransition, Status
 
 RUN_LIFETIME = 600  # seconds from creation to expiry, as on OpenAI
 V2_ONLY_RUN_FIELDS = {"parallel_tool_calls"}
@@ -128,26 +129,17 @@ def _thread_busy(thread_id: str, run_id: str | None) -> APIError:
     return APIError(400, f"Thread {thread_id} already has an active run{which}.", code="thread_locked")
 
 
-async def apply(session: AsyncSession, run: Run, event: Event, **changes: Any) -> Decision:
-    """Move `run` through the state machine with a compare-and-set on step_seq; 400 if the event does not
-    apply to its status, or if a worker changed the run meanwhile (the client may retry)."""
+async def apply(session: AsyncSession, run: Run, event: Event, **given: Any) -> Applied:
+    """Move `run` through the state machine (shared/runflow.py, the same executor as the workers'); 400 if the
+    event does not apply to its status, 409 if a worker changed the run meanwhile (the client may retry)."""
     try:
-        decision = transition(Status(run.status), event)
+        applied = await runflow.apply_async(await session.connection(), run, event, **given)
     except InvalidTransition as exc:
         raise APIError(400, _refusal(run, event), code="invalid_run_state") from exc
-    values: dict[str, Any] = {"status": decision.status.value, "step_seq": run.step_seq + 1,
-                              "heartbeat_at": time.time(), **changes}
-    if Effect.CLEAR_REQUIRED_ACTION in decision.effects:
-        values["required_action"] = None
-    result = await session.exec(
-        update(Run).where(col(Run.id) == run.id, col(Run.step_seq) == run.step_seq).values(**values)
-        .returning(col(Run.step_seq)))
-    if result.first() is None:
+    if applied is None:
         raise APIError(409, f"Run {run.id} changed while processing this request; please retry.",
                        code="conflict")
-    for k, v in values.items():
-        setattr(run, k, v)
-    return decision
+    return applied
 
 
 def _refusal(run: Run, event: Event) -> str:
@@ -158,7 +150,7 @@ def _refusal(run: Run, event: Event) -> str:
     return f"Run {run.id} is '{run.status}'."
 
 
-async def submit_outputs(session: AsyncSession, run: Run, body: SubmitToolOutputs) -> RunStep:
+async def submit_outputs(session: AsyncSession, run: Run, body: SubmitToolOutputs) -> tuple[Applied, RunStep]:
     """Record outputs on the waiting tool_calls step and requeue the run. Outputs must answer exactly the
     calls the run asked for."""
     if run.status != Status.REQUIRES_ACTION.value or not run.required_action:
@@ -182,11 +174,11 @@ async def submit_outputs(session: AsyncSession, run: Run, body: SubmitToolOutput
     if step is None:  # cannot happen while the engine records a step before requires_action
         raise APIError(500, "The run's tool call step is missing.", type="server_error")
     outputs = {o.tool_call_id: o.output for o in body.tool_outputs}
-    await apply(session, run, Event.OUTPUTS_SUBMITTED)
+    applied = await apply(session, run, Event.OUTPUTS_SUBMITTED)
     calls = [{**c, "function": {**c["function"], "output": outputs.get(c["id"])}} if c.get("type") == "function"
              else c for c in step.step_details["tool_calls"]]
     step.step_details = {"type": "tool_calls", "tool_calls": calls}
     step.status, step.completed_at = "completed", now()
     session.add(step)
-    return step
+    return applied, step
 

@@ -42,8 +42,15 @@ def _alive(pid: int) -> bool:
 
 def _spawn(name: str, args: list[str], state: Path, env: dict[str, str]) -> int:
     log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115  (handed to the child)
+    env = {"DB_APPLICATION_NAME": f"assistants-{name}", **env}
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=env, start_new_session=True, cwd=Path(__file__).resolve().parents[2])
+    # Kept, so that one service can be started again alone (`respawn`: tests kill workers on purpose).
+    services = state / "services.json"
+    known = json.loads(services.read_text()) if services.exists() else {}
+    known[name] = {"args": args, "env": env}
+    services.write_text(json.dumps(known))
+    services.chmod(0o600)
     return proc.pid
 
 
@@ -62,7 +69,7 @@ def _wait_http(url: str, what: str, pid: int, timeout: float = 60) -> None:
     raise SystemExit(f"{what} not healthy after {timeout}s ({url})")
 
 
-def _wait_worker(env: dict[str, str], pid: int, timeout: float = 60) -> None:
+def _wait_worker(env: dict[str, str], pid: int, timeout: float = 60, node: str | None = None) -> None:
     os.environ.update(env)
     from worker.celery_app import app
 
@@ -70,7 +77,7 @@ def _wait_worker(env: dict[str, str], pid: int, timeout: float = 60) -> None:
     while time.monotonic() < deadline:
         if not _alive(pid):
             raise SystemExit("worker exited during start-up; see its log")
-        if app.control.ping(timeout=1.0):
+        if app.control.ping(timeout=1.0, destination=[node] if node else None):
             return
     raise SystemExit(f"worker did not answer a ping within {timeout}s")
 
@@ -85,6 +92,13 @@ def _dev_key(state: Path, env: dict[str, str]) -> str:
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
     return key
+
+
+def runs_concurrency(args: argparse.Namespace) -> int:
+    """Steps the runs worker holds at once: a gevent worker waits on hundreds of model calls in one process."""
+    if args.concurrency:
+        return int(args.concurrency)
+    return 500 if args.pool == "gevent" else 4
 
 
 def up(args: argparse.Namespace) -> dict[str, object]:
@@ -124,7 +138,7 @@ def up(args: argparse.Namespace) -> dict[str, object]:
     pids["api"] = _spawn("api", [str(VENV_BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
                                  "--port", str(ports["api"]), "--no-access-log"], state, env)
     pids["worker"] = _spawn("worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E",
-                                       "-Q", "runs", "-c", str(args.concurrency), "-P", args.pool,
+                                       "-Q", "runs", "-c", str(runs_concurrency(args)), "-P", args.pool,
                                        "-n", f"runs@{socket.gethostname()}",
                                        "--loglevel", "INFO"], state,
                            {**env, "METRICS_PORT": str(ports["worker_metrics"])})
@@ -151,13 +165,27 @@ def up(args: argparse.Namespace) -> dict[str, object]:
     info_file.write_text(json.dumps(info, indent=2))
     try:
         _wait_http(f"http://127.0.0.1:{ports['api']}/readyz", "api", pids["api"])
-        _wait_worker(env, pids["worker"])
+        _wait_worker(env, pids["worker"], node=f"runs@{socket.gethostname()}")
         info["api_key"] = _dev_key(state, env)
     except BaseException:
         down_dir(state, purge=False)
         raise
     info_file.write_text(json.dumps(info, indent=2))
     return info
+
+
+def respawn(state: Path, name: str) -> int:
+    """Start service `name` again as it was started (after it was killed); returns its new pid."""
+    info_file = state / "stack.json"
+    info = json.loads(info_file.read_text())
+    with contextlib.suppress(OSError):
+        os.killpg(info["pids"][name], signal.SIGKILL)
+    service = json.loads((state / "services.json").read_text())[name]
+    info["pids"][name] = _spawn(name, service["args"], state, service["env"])
+    info_file.write_text(json.dumps(info, indent=2))
+    if "-n" in service["args"]:  # a Celery worker: wait until it answers as itself
+        _wait_worker(service["env"], info["pids"][name], node=service["args"][service["args"].index("-n") + 1])
+    return int(info["pids"][name])
 
 
 def down_dir(state: Path, purge: bool) -> None:
@@ -205,17 +233,24 @@ def main() -> None:
     p_up.add_argument("--flower-port", type=int, default=5555, help="0: any free port")
     p_up.add_argument("--worker-metrics-port", type=int, default=9100, help="0: any free port")
     p_up.add_argument("--no-flower", action="store_true")
-    p_up.add_argument("--concurrency", type=int, default=4, help="worker processes for the runs queue")
-    p_up.add_argument("--pool", default=os.environ.get("WORKER_POOL", "prefork"), choices=["prefork", "threads"],
-                      help="Celery pool of the runs worker")
+    p_up.add_argument("--concurrency", type=int, default=None,
+                      help="runs in flight in the runs worker (default: 500 with gevent, 4 with prefork)")
+    p_up.add_argument("--pool", default=os.environ.get("WORKER_POOL", "gevent"),
+                      choices=["gevent", "prefork", "threads"], help="Celery pool of the runs worker")
     p_up.add_argument("--ephemeral", action="store_true", help="test mode: no durability (fsync off)")
     p_up.add_argument("--json", action="store_true")
+    p_respawn = sub.add_parser("respawn", help="start one service again (e.g. a worker that was killed)")
+    p_respawn.add_argument("--state-dir", type=Path, default=Path(".stack"))
+    p_respawn.add_argument("service")
     p_down = sub.add_parser("down", help="stop the stack, keeping its data")
     p_down.add_argument("--state-dir", type=Path, default=Path(".stack"))
     p_down.add_argument("--purge", action="store_true", help="also delete the data")
     args = parser.parse_args()
     if args.cmd == "down":
         down_dir(args.state_dir.resolve(), purge=args.purge)
+        return
+    if args.cmd == "respawn":
+        print(respawn(args.state_dir.resolve(), args.service))
         return
     info = up(args)
     if args.json:

@@ -4,13 +4,24 @@ import itertools
 
 import pytest
 
-from shared.runstate import ACTIVE, RULES, TERMINAL, Decision, Effect, Event, InvalidTransition, Status, transition
+from shared.runstate import (
+    ACTIVE,
+    RULES,
+    TERMINAL,
+    Decision,
+    Effect,
+    Event,
+    InvalidTransition,
+    Status,
+    closed_step_values,
+    plan,
+    transition,
+)
 
 ALLOWED = {
     (Status.QUEUED, Event.START): Status.IN_PROGRESS,
     (Status.QUEUED, Event.CANCEL): Status.CANCELLING,
     (Status.QUEUED, Event.EXPIRE): Status.EXPIRED,
-    (Status.QUEUED, Event.FAIL): Status.FAILED,
     (Status.IN_PROGRESS, Event.REPLIED): Status.COMPLETED,
     (Status.IN_PROGRESS, Event.CALLED_FUNCTIONS): Status.REQUIRES_ACTION,
     (Status.IN_PROGRESS, Event.CONTINUE): Status.IN_PROGRESS,
@@ -66,3 +77,37 @@ def test_only_start_stamps_started_and_only_functions_require_action() -> None:
     assert [k for k, d in RULES.items() if Effect.SET_REQUIRED_ACTION in d.effects] == [
         (Status.IN_PROGRESS, Event.CALLED_FUNCTIONS)]
     assert set(Status) == ACTIVE | TERMINAL and not ACTIVE & TERMINAL
+
+
+def test_plan_turns_effects_into_columns() -> None:
+    p = plan("in_progress", 7, 100, Event.REPLIED, at=200, heartbeat=1.5, usage={"total_tokens": 3})
+    assert p.expected_seq == 7 and p.announces
+    assert p.values == {"status": "completed", "step_seq": 8, "heartbeat_at": 1.5, "completed_at": 200,
+                        "expires_at": None, "required_action": None, "usage": {"total_tokens": 3}}
+
+
+def test_a_restart_keeps_the_first_started_at() -> None:
+    assert plan("queued", 0, None, Event.START, at=50, heartbeat=0).values["started_at"] == 50
+    assert plan("queued", 4, 20, Event.START, at=50, heartbeat=0).values["started_at"] == 20
+
+
+def test_continue_is_not_announced_and_requires_action_needs_its_action() -> None:
+    assert not plan("in_progress", 1, 1, Event.CONTINUE, at=2, heartbeat=0).announces
+    with pytest.raises(ValueError):
+        plan("in_progress", 1, 1, Event.CALLED_FUNCTIONS, at=2, heartbeat=0)
+    with pytest.raises(ValueError):
+        plan("in_progress", 1, 1, Event.REPLIED, at=2, heartbeat=0, required_action={})
+    p = plan("in_progress", 1, 1, Event.CALLED_FUNCTIONS, at=2, heartbeat=0, required_action={"type": "x"})
+    assert p.values["required_action"] == {"type": "x"} and p.values["status"] == "requires_action"
+
+
+@pytest.mark.parametrize(("status", "event", "closed"), [
+    ("cancelling", Event.CANCEL_DONE, {"status": "cancelled", "cancelled_at": 9}),
+    ("in_progress", Event.EXPIRE, {"status": "expired", "expired_at": 9}),
+    ("in_progress", Event.FAIL, {"status": "failed", "failed_at": 9}),
+    ("in_progress", Event.REPLIED, {"status": "completed"}),
+    ("in_progress", Event.TRUNCATED, {"status": "completed"}),
+    ("in_progress", Event.CONTINUE, None),
+])
+def test_how_open_steps_close(status: str, event: Event, closed: dict[str, object] | None) -> None:
+    assert closed_step_values(transition(Status(status), event), 9) == closed

@@ -19,35 +19,38 @@ def tag() -> str:
     return f"r{uuid.uuid4().hex[:10]}"
 
 
-def worker_pids(stack: Stack) -> tuple[int, list[int]]:
-    """The Celery worker's main process and its pool processes (the ones that execute tasks)."""
-    return stack.pid("worker"), stack.children("worker")
+KILLED_RUNS = 30
 
 
-def test_worker_killed_mid_step_redoes_the_step_once(stack: Stack, client: openai.OpenAI,
-                                                     model: ScriptedModel) -> None:
+def test_worker_killed_with_many_steps_in_flight_redoes_each_once(stack: Stack, client: openai.OpenAI,
+                                                                  model: ScriptedModel) -> None:
+    """The runs worker is one gevent process holding every step in flight: SIGKILLed mid-stream, it loses them
+    all at once. The sweep finds each run's heartbeat stale and redoes its step — exactly once each: one model
+    call more, one message, one step."""
     word = tag()
-    # The first answer streams slowly (the worker dies during it); the redo answers at once.
-    model.script(word, {"text": " ".join(["partial"] * 30), "chunk_delay": 0.1}, {"text": "complete answer"})
     assistant = client.beta.assistants.create(model="gpt-4o")
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
-    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
-    wait(client, thread.id, run.id, {"in_progress"})
-    deadline = time.monotonic() + 10
-    while not model.requests_for(word) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.5)  # the model is mid-stream
-    _, children = worker_pids(stack)
-    assert children
-    for pid in children:
-        os.kill(pid, signal.SIGKILL)
-    final = wait(client, thread.id, run.id, {"completed", "failed"}, timeout=60)
-    assert final.status == "completed"  # type: ignore[attr-defined]
-    assert len(model.requests_for(word)) == 2  # the step really was redone
-    messages = client.beta.threads.messages.list(thread.id).data
-    assert [m.role for m in messages] == ["assistant", "user"]
-    assert messages[0].content[0].text.value == "complete answer"
-    assert len(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data) == 1
+    threads = []
+    for i in range(KILLED_RUNS):
+        # The first answer streams slowly (the worker dies during it); the redo answers at once.
+        model.script(f"{word}-{i} ", {"text": " ".join(["partial"] * 40), "chunk_delay": 0.1},
+                     {"text": f"complete answer {i}"})
+        threads.append(client.beta.threads.create(messages=[{"role": "user", "content": f"{word}-{i} "}]))
+    runs = [client.beta.threads.runs.create(thread_id=t.id, assistant_id=assistant.id) for t in threads]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(model.requests_for(f"{word}-{i} ") for i in range(KILLED_RUNS)):
+        time.sleep(0.05)
+    time.sleep(0.5)  # every call is mid-stream
+    assert all(len(model.requests_for(f"{word}-{i} ")) == 1 for i in range(KILLED_RUNS))
+    os.killpg(stack.pid("worker"), signal.SIGKILL)
+    stack.respawn("worker")
+    for i, (thread, run) in enumerate(zip(threads, runs, strict=True)):
+        final = wait(client, thread.id, run.id, {"completed", "failed"}, timeout=90)
+        assert final.status == "completed", (i, final)  # type: ignore[attr-defined]
+        assert len(model.requests_for(f"{word}-{i} ")) == 2  # the step really was redone, once
+        messages = client.beta.threads.messages.list(thread.id).data
+        assert [m.role for m in messages] == ["assistant", "user"]
+        assert messages[0].content[0].text.value == f"complete answer {i}"
+        assert len(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data) == 1
 
 
 def test_lost_enqueue_is_recovered_by_the_beat(stack: Stack, client: openai.OpenAI, model: ScriptedModel) -> None:

@@ -1,0 +1,144 @@
+"""One Redis reader per API process for every run stream its clients follow.
+
+A client following a run used to hold a blocked XREAD of its own: a Redis connection per open stream (Redis
+allows 10,000 clients by default, and that is also the broker's). Here one task per process issues a single
+`XREAD BLOCK` over all the streams followed in this process and hands each entry to the followers of its run, so
+an open stream costs the API a queue and Redis nothing more than this process's one reading connection.
+
+Each follower keeps its own cursor, so a client resuming from an old event reads its backlog while others read
+live. A follower joining wakes the reader through the process's own wake stream (an XADD), so its first events
+are not held up by a BLOCK already in progress. When Redis is away the reader retries with backoff; followers
+just wait (their streams send keep-alives), and resume from their cursors when it is back.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from shared import events
+from shared.config import get_settings
+
+log = logging.getLogger("api.relay")
+
+BLOCK_MS = 5000  # each XREAD returns at least this often, so a dead connection is noticed
+COUNT = 200  # entries per stream per read
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, n = entry_id.partition("-")
+    return int(ms), int(n or 0)
+
+
+def before(entry_id: str) -> str:
+    """The id just before `entry_id`, so that XREAD (exclusive) returns `entry_id` itself."""
+    ms, n = id_key(entry_id)
+    return f"{ms}-{n - 1}" if n > 0 else f"{ms - 1}-{2**64 - 1}"
+
+
+@dataclass(eq=False)
+class Follower:
+    run_id: str
+    cursor: str  # the last entry id handed to this follower
+    queue: asyncio.Queue[tuple[str, str, str]] = field(default_factory=asyncio.Queue)
+
+
+class Relay:
+    def __init__(self) -> None:
+        self.followers: dict[str, set[Follower]] = {}
+        self._wake_key = f"relay:wake:{uuid.uuid4().hex}"
+        self._wake_cursor = "0-0"
+        self._task: asyncio.Task[None] | None = None
+        self._reader: aioredis.Redis[bytes] | None = None
+
+    @asynccontextmanager
+    async def follow(self, run_id: str, cursor: str) -> AsyncIterator[Follower]:
+        """Entries of `run_id`'s stream after `cursor`, as they come, on the follower's queue."""
+        f = Follower(run_id, cursor)
+        self.followers.setdefault(run_id, set()).add(f)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        else:
+            await self._wake()
+        try:
+            yield f
+        finally:
+            group = self.followers.get(run_id)
+            if group is not None:
+                group.discard(f)
+                if not group:
+                    del self.followers[run_id]
+
+    async def _wake(self) -> None:
+        from api.dispatch import redis_client
+
+        try:
+            pipe = redis_client().pipeline(transaction=False)
+            pipe.xadd(self._wake_key, {"w": "1"}, maxlen=16, approximate=True)
+            pipe.expire(self._wake_key, 300)
+            await pipe.execute()
+        except RedisError:  # the reader is retrying anyway, and will include this follower then
+            log.warning("could not wake the relay", exc_info=True)
+
+    def _client(self) -> "aioredis.Redis[bytes]":
+        if self._reader is None:
+            # Its own connection: a blocked read must not hold one of the pool's. Its timeout outlasts BLOCK_MS.
+            self._reader = aioredis.Redis.from_url(get_settings().redis_url, single_connection_client=True,
+                                                   socket_timeout=BLOCK_MS / 1000 + 10, socket_connect_timeout=5)
+        return self._reader
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while self.followers:  # ends when nobody follows; the next follow() starts it again
+            streams: dict[str, str] = {self._wake_key: self._wake_cursor}
+            for run_id, group in self.followers.items():
+                streams[events.key(run_id)] = min((f.cursor for f in group), key=id_key)
+            try:
+                got = await self._client().xread(streams, block=BLOCK_MS, count=COUNT)
+            except (RedisError, OSError):
+                log.warning("relay read failed; retrying in %.1f s", delay, exc_info=True)
+                await self._reset()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            except asyncio.CancelledError:
+                await self._reset()
+                raise
+            delay = 0.2
+            for stream, entries in got or []:
+                self._deliver(stream.decode() if isinstance(stream, bytes) else stream, entries)
+
+    def _deliver(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        if stream == self._wake_key:
+            self._wake_cursor = entries[-1][0].decode()
+            return
+        run_id = stream.removeprefix("run:").removesuffix(":events")
+        for f in self.followers.get(run_id, ()):
+            for raw_id, fields in entries:
+                entry_id = raw_id.decode()
+                if id_key(entry_id) > id_key(f.cursor):
+                    f.cursor = entry_id
+                    f.queue.put_nowait((entry_id, fields[b"event"].decode(), fields[b"data"].decode()))
+
+    async def _reset(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            try:
+                await reader.close()
+            except Exception:  # already broken: nothing to close cleanly
+                log.debug("closing the relay connection failed", exc_info=True)
+
+
+_relay: Relay | None = None
+
+
+def relay() -> Relay:
+    global _relay
+    if _relay is None:
+        _relay = Relay()
+    return _relay

@@ -1,0 +1,56 @@
+"""Runs at real-model speed: a slow model's calls overlap in one runs worker process (gevent), so a run takes the
+model's time plus a little, however many are in flight — and the worker holds no database connection while the
+model streams."""
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import psycopg
+
+from tests.model_server import ScriptedModel
+from tests.stack import Stack
+from tests.v2.test_resilience import dsn
+
+RUNS = 40
+MODEL_SECONDS = 4.0  # 2 s before the first token, then 20 words at 10 per second
+
+
+def test_slow_model_calls_overlap_in_one_worker_process(stack: Stack, client: openai.OpenAI,
+                                                        model: ScriptedModel) -> None:
+    word = f"slow{uuid.uuid4().hex[:8]}"
+    for i in range(RUNS):
+        model.script(f"{word}-{i} ", {"text": " ".join(["tok"] * 20), "ttft": 2.0, "chunk_delay": 0.1})
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    threads = [client.beta.threads.create(messages=[{"role": "user", "content": f"{word}-{i} "}])
+               for i in range(RUNS)]
+    model.reset_peak()
+    connections: list[int] = []
+
+    def one(i: int) -> float:
+        began = time.monotonic()
+        run = client.beta.threads.runs.create_and_poll(thread_id=threads[i].id, assistant_id=assistant.id,
+                                                       poll_interval_ms=250)
+        assert run.status == "completed", run.last_error
+        return time.monotonic() - began
+
+    with ThreadPoolExecutor(RUNS) as pool, psycopg.connect(dsn(stack), autocommit=True) as pg:
+        began = time.monotonic()
+        futures = [pool.submit(one, i) for i in range(RUNS)]
+        while not all(f.done() for f in futures):
+            connections.append(pg.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                          "'assistants-worker'").fetchone()[0])  # type: ignore[index]
+            time.sleep(0.2)
+        took = [f.result() for f in futures]
+        wall = time.monotonic() - began
+    # Every call was in flight at once, in the one runs worker process (-P gevent)...
+    assert model.max_in_flight >= RUNS * 0.9, model.max_in_flight
+    assert stack.children("worker") == []  # no pool processes: one process holds them all
+    # ...so the whole batch took about one model call, not RUNS of them (a prefork -c 4 pool: ~10 x 4 s).
+    assert wall < MODEL_SECONDS * 3, (wall, sorted(took))
+    # And no connection was held per streaming run: the runs worker's pool stays far below the runs in flight.
+    assert 0 < max(connections) <= 20, connections
+    for t in threads[:3]:
+        reply = client.beta.threads.messages.list(t.id).data[0]
+        assert reply.content[0].text.value == " ".join(["tok"] * 20)
