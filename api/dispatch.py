@@ -4,9 +4,15 @@ change that rolled back."""
 
 from typing import Any
 
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
+
 from shared import dispatch, events
 from shared.dispatch import Task
 from shared.runflow import Applied
+
+# What publishing or enqueueing raises while Redis (stream store and broker) is away.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (RedisError, BrokerError)
 
 _redis: Any = None
 

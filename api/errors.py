@@ -8,10 +8,14 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("api.errors")
+RETRY_AFTER_SECONDS = 2
 
 
 class APIError(Exception):
@@ -62,12 +66,27 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+            return await _unavailable(request, exc)
         # Values Postgres cannot store (NUL characters in text, out-of-range numbers) are the client's to fix.
         if isinstance(exc.orig, psycopg.DataError):
             detail = "strings may not contain NUL (\\u0000) characters" if "NUL" in str(exc.orig) else \
                 "a value is out of range or malformed"
             return error_response(APIError(400, f"Invalid request: {detail}.", code="invalid_value"))
         return await _unexpected(request, exc)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(RedisError)
+    @app.exception_handler(KombuOperationalError)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """Postgres or Redis is away (restarting, failing over, overloaded): nothing was lost, and the request may
+        be retried — which the SDKs do on a 503, after Retry-After."""
+        log.warning("%s %s: a dependency is unavailable (%s: %s)", request.method, request.url.path,
+                    exc.__class__.__name__, str(exc)[:200])
+        response = error_response(APIError(503, "The service is temporarily unavailable; please retry shortly.",
+                                           type="server_error", code="service_unavailable"))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -6,7 +6,7 @@ Each event carries an `id:` (its stream entry id): a client that lost its connec
 
 A stream may be silent for long: a model thinking before its first token, a run waiting in the queue, a
 code_interpreter call. Proxies and load balancers cut connections idle for a while (often 60 s), so a silence
-is filled with SSE comment lines (`: keep-alive`), which every SSE client ignores. A stream gives up only after
+is filled with SSE comment lines (`: keep-alive`), which every SSE client skips. A stream gives up only after
 a silence longer than a run can last.
 """
 
@@ -21,7 +21,10 @@ from shared import events, wire
 from shared.config import get_settings
 from shared.wire import Version
 
-KEEPALIVE = b": keep-alive\n\n"
+# A comment line alone, with no blank line after it: the blank line would end an event, and the openai SDKs'
+# decoders (which keep the last `id:` seen, as the SSE spec says) then dispatch an empty event and fail to parse
+# its data. Without it the comment is simply skipped, by them and by every other SSE reader.
+KEEPALIVE = b": keep-alive\n"
 # Longer than a run lives (its expiry ends it with events): a stream silent this long follows a lost run.
 MAX_SILENCE_SECONDS = 660.0
 

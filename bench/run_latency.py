@@ -1,14 +1,20 @@
 """Run latency and throughput, client included (it runs on the same machine).
 
-Each client loops: create a thread with one message, then stream a run until `thread.run.completed`. The model
-is the scripted instant model (tests/model_server.py), so the figures measure this system, not a model. A
-private stack (real Postgres, Redis, API, Celery workers) is started and removed.
+Each of C clients loops: create a thread with one message, then stream a run until `thread.run.completed`. The
+model is the scripted server (tests/model_server.py), either instant or realistic: a first token after 0.5 s,
+then 150 words at 50 a second (3.5 s a run), as a real model streams. It prints runs/s, p50/p99 latency, errors,
+the runs workers' peak resident memory and, on a private stack, the server CPU each run cost per process group.
+
+Against a private stack (started and removed; default) or `make up`'s cluster. The cluster must call the
+benchmark's model, which listens on --model-port on every interface:
+
+    .venv/bin/python -m bench.run_latency [--model instant|realistic] [--clients 1 20 100] [--seconds 30]
+    LLM_BASE_URL=http://host.docker.internal:18080/v1 make up
+    .venv/bin/python -m bench.run_latency --cluster --model realistic --clients 100
 
 Two clients: `lean` (default; bench/lean_client.py, asyncio keep-alive connections, almost no CPU) shows what
 the server sustains; `sdk` (the official openai SDK in threads) shows what an SDK user sees on this machine,
 where the SDK itself spends ~15 ms of CPU per run.
-
-    .venv/bin/python -m bench.run_latency [--client lean|sdk] [--clients 1 20] [--seconds 20]
 """
 
 import argparse
@@ -19,15 +25,18 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import openai
 
 from bench import cpu
 from bench.lean_client import Conn
-from tests import stack as stack_mod
+from bench.targets import ClusterTarget, LocalTarget, Target
 from tests.model_server import ScriptedModel
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+REALISTIC = {"ttft": 0.5, "tokens_per_second": 50.0, "words": 150}
 
 
 def one_run(client: openai.OpenAI, assistant_id: str) -> float:
@@ -42,7 +51,7 @@ def one_run(client: openai.OpenAI, assistant_id: str) -> float:
     return time.perf_counter() - start
 
 
-def measure(base_url: str, key: str, assistant_id: str, clients: int, seconds: float) -> dict[str, float]:
+def measure_sdk(base_url: str, key: str, assistant_id: str, clients: int, seconds: float) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -61,21 +70,15 @@ def measure(base_url: str, key: str, assistant_id: str, clients: int, seconds: f
                 latencies.append(took)
 
     threads = [threading.Thread(target=loop) for _ in range(clients)]
-    began = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - began
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-    return {"clients": clients, "runs": len(latencies), "errors": errors[0], "runs_per_s": len(latencies) / elapsed,
-            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
+    return latencies, errors[0]
 
 
-def measure_lean(base_url: str, key: str, assistant_id: str, clients: int, seconds: float) -> dict[str, float]:
-    host_port = base_url.split("//", 1)[1].split("/", 1)[0]
-    host, port = host_port.split(":")
+def measure_lean(base_url: str, key: str, assistant_id: str, clients: int, seconds: float) -> tuple[list[float], int]:
+    host, port = base_url.split("//", 1)[1].split("/", 1)[0].split(":")
     headers = {"Authorization": f"Bearer {key}", "OpenAI-Beta": "assistants=v2"}
     latencies: list[float] = []
     errors = 0
@@ -99,16 +102,52 @@ def measure_lean(base_url: str, key: str, assistant_id: str, clients: int, secon
             else:
                 errors += 1
 
-    async def run_all() -> float:
-        began = time.monotonic()
-        await asyncio.gather(*(loop(began + seconds) for _ in range(clients)))
-        return time.monotonic() - began
+    async def run_all() -> None:
+        stop = time.monotonic() + seconds
+        await asyncio.gather(*(loop(stop) for _ in range(clients)))
 
-    elapsed = asyncio.run(run_all())
+    asyncio.run(run_all())
+    return latencies, errors
+
+
+class PeakSampler:
+    """Samples a figure every second in the background and keeps the highest."""
+
+    def __init__(self, read: Any) -> None:
+        self.read, self.peak, self._stop = read, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.peak = max(self.peak, int(self.read()))
+            except Exception:  # a sample missed (e.g. a container restarting) is not a failed benchmark
+                continue
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def report(target: Target, bench: Any, assistant_id: str, clients: int, seconds: float,
+           state_dir: Path | None) -> str:
+    before = cpu.sample(state_dir) if state_dir else {}
+    rss = PeakSampler(target.runs_worker_rss)
+    began = time.monotonic()
+    latencies, errors = bench(target.base_url, target.api_key, assistant_id, clients, seconds)
+    elapsed = time.monotonic() - began
+    peak = rss.stop()
     latencies.sort()
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-    return {"clients": clients, "runs": len(latencies), "errors": errors, "runs_per_s": len(latencies) / elapsed,
-            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else (latencies or [0.0]) * 99
+    spent = ""
+    if state_dir:
+        after = cpu.sample(state_dir)
+        spent = "  ".join(f"{k} {1000 * (after[k] - before[k]) / max(len(latencies), 1):.1f}"
+                          for k in after if after[k] - before[k] > 0)
+    return (f"{clients:>7} {len(latencies):>6} {errors:>6} {len(latencies) / elapsed:>8.1f} {q[49] * 1000:>8.0f} "
+            f"{q[98] * 1000:>8.0f} {peak / 2**20:>8.0f}   {spent}")
 
 
 def main() -> None:
@@ -117,28 +156,35 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--client", choices=["lean", "sdk"], default="lean")
+    parser.add_argument("--model", choices=["instant", "realistic"], default="instant")
+    parser.add_argument("--cluster", nargs="?", const="assistants", default=None, metavar="PROJECT",
+                        help="measure make up's cluster (Compose project, default `assistants`)")
+    parser.add_argument("--api-port", type=int, default=8000, help="the cluster's API port")
+    parser.add_argument("--model-port", type=int, default=18080, help="where the model listens for the cluster")
     args = parser.parse_args()
-    model = ScriptedModel().start()
+    pace = REALISTIC if args.model == "realistic" else {}
+    model = ScriptedModel("0.0.0.0", port=args.model_port if args.cluster else 0, **pace).start()  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as tmp:
-        stack = stack_mod.start(Path(tmp) / "stack", {"LLM_BASE_URL": model.base_url})
+        target: Target
+        state_dir = None
+        if args.cluster:
+            target = ClusterTarget(args.cluster, args.api_port)
+        else:
+            state_dir = Path(tmp) / "stack"
+            target = LocalTarget(state_dir, model.base_url)
         try:
-            client = openai.OpenAI(base_url=stack.base_url, api_key=stack.api_key)
+            client = openai.OpenAI(base_url=target.base_url, api_key=target.api_key)
             assistant = client.beta.assistants.create(model="gpt-4o", instructions="Be brief.")
-            bench = measure_lean if args.client == "lean" else measure
-            bench(stack.base_url, stack.api_key, assistant.id, 4, args.warmup)
-            print(f"client: {args.client}")
-            print(f"{'clients':>7} {'runs':>6} {'errors':>6} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8}   "
-                  "server CPU ms per run")
+            bench = measure_lean if args.client == "lean" else measure_sdk
+            bench(target.base_url, target.api_key, assistant.id, 4, args.warmup)
+            print(f"client: {args.client}, model: {args.model}, target: "
+                  f"{'cluster ' + args.cluster if args.cluster else 'private stack'}")
+            print(f"{'clients':>7} {'runs':>6} {'errors':>6} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+                  f"{'RSS MiB':>8}   server CPU ms per run")
             for n in args.clients:
-                before = cpu.sample(stack.state_dir)
-                r = bench(stack.base_url, stack.api_key, assistant.id, n, args.seconds)
-                after = cpu.sample(stack.state_dir)
-                spent = "  ".join(f"{k} {1000 * (after[k] - before[k]) / max(r['runs'], 1):.1f}"
-                                  for k in after if after[k] - before[k] > 0)
-                print(f"{r['clients']:>7} {r['runs']:>6} {r['errors']:>6} {r['runs_per_s']:>8.1f} "
-                      f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}   {spent}", flush=True)
+                print(report(target, bench, assistant.id, n, args.seconds, state_dir), flush=True)
         finally:
-            stack_mod.stop(stack)
+            target.close()
             model.stop()
 
 

@@ -224,6 +224,9 @@ class Run(SQLModel, table=True):
     cancelled_at: int | None = None
     failed_at: int | None = None
     completed_at: int | None = None
+    # sha256 of the creating request (thread, body, API shape): a client retrying it (the SDKs retry POSTs after
+    # timeouts and 5xx) gets this run back rather than "thread already has an active run".
+    request_hash: str | None = None
 
 
 class RunStep(SQLModel, table=True):

@@ -70,8 +70,13 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # hundreds of runs call at once
+
+
 class ScriptedModel:
-    def __init__(self, host: str = "127.0.0.1", *, ttft: float = 0.0, tokens_per_second: float = 0.0,
+    def __init__(self, host: str = "127.0.0.1", *, port: int = 0, ttft: float = 0.0, tokens_per_second: float = 0.0,
                  words: int = 0) -> None:
         self.default_pace = {"ttft": ttft, "chunk_delay": 1 / tokens_per_second if tokens_per_second else 0.0}
         self.default_words = words
@@ -81,8 +86,7 @@ class ScriptedModel:
         # Chat completions being answered right now, and the most there were at once.
         self.in_flight = 0
         self.max_in_flight = 0
-        self.server = ThreadingHTTPServer((host, 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

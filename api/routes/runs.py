@@ -1,5 +1,6 @@
 """/v1/threads/{id}/runs, /v1/threads/runs (create thread and run), cancel, tool outputs, run steps."""
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
@@ -8,7 +9,7 @@ from sqlmodel import select
 
 from api import sse
 from api.deps import ProjectDep, SessionDep, VersionDep
-from api.dispatch import after_commit, enqueue_advance, publish, redis_client
+from api.dispatch import DEPENDENCY_ERRORS, after_commit, enqueue_advance, publish, redis_client
 from api.pagination import PageDep, fetch_page, list_body
 from api.schemas.runs import RunCreate, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate
 from api.schemas.threads import ThreadCreate
@@ -19,14 +20,28 @@ from shared.models import Run, RunStep
 from shared.runstate import Event
 
 router = APIRouter(tags=["runs"])
+log = logging.getLogger("api.runs")
 
 
-async def _started(run: Run, version: VersionDep, stream: bool | None,
+async def _started(run: Run, version: VersionDep, stream: bool | None, replayed: bool = False,
                    before: list[tuple[str, Any]] | None = None) -> dict[str, Any] | StreamingResponse:
-    """After the commit: announce the run, hand it to a worker, answer (as JSON or as a stream)."""
+    """After the commit: announce the run, hand it to a worker, answer (as JSON or as a stream).
+
+    Should Redis fail here, the run is safe in Postgres and the beat's sweep enqueues it: a plain answer is still
+    given; a stream cannot be, so the client gets a 503 and its retry (`replayed`) streams the same run."""
+    if replayed:
+        if stream:
+            return sse.stream(run.id, version, after="0-0")
+        return wire.run(run, version)
     body = wire.run(run)
-    first = await publish(run.id, [*(before or []), ("thread.run.created", body), ("thread.run.queued", body)])
-    enqueue_advance(run.id, run.step_seq)
+    try:
+        first = await publish(run.id, [*(before or []), ("thread.run.created", body), ("thread.run.queued", body)])
+        enqueue_advance(run.id, run.step_seq)
+    except DEPENDENCY_ERRORS:
+        if stream:
+            raise
+        log.warning("run %s: not announced or enqueued (Redis unavailable); the sweep will enqueue it", run.id)
+        return wire.run(run, version)
     if stream:
         return sse.stream(run.id, version, start=first)
     return wire.run(run, version)
@@ -35,9 +50,10 @@ async def _started(run: Run, version: VersionDep, stream: bool | None,
 @router.post("/threads/{thread_id}/runs", response_model=None)
 async def create_run(thread_id: str, body: RunCreate, session: SessionDep, project_id: ProjectDep,
                      version: VersionDep) -> dict[str, Any] | StreamingResponse:
-    run = await svc.create(session, project_id=project_id, thread_id=thread_id, body=body, version=version)
+    run, replayed = await svc.create(session, project_id=project_id, thread_id=thread_id, body=body,
+                                     version=version)
     await session.commit()
-    return await _started(run, version, body.stream)
+    return await _started(run, version, body.stream, replayed)
 
 
 @router.post("/threads/runs", response_model=None)
@@ -47,7 +63,7 @@ async def create_thread_and_run(body: ThreadAndRunCreate, session: SessionDep, p
     if body.tool_resources is not None:
         thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})
     t = await thread_svc.create(session, project_id=project_id, body=thread_body, version=version)
-    run = await svc.create(session, project_id=project_id, thread_id=t.id, body=body, version=version)
+    run, _ = await svc.create(session, project_id=project_id, thread_id=t.id, body=body, version=version)
     await session.commit()
     return await _started(run, version, body.stream, before=[("thread.created", thread_svc.render(t, "v2"))])
 
@@ -87,9 +103,12 @@ async def cancel_run(thread_id: str, run_id: str, session: SessionDep, project_i
     run = await svc.get(session, thread=t, run_id=run_id)
     applied = await svc.apply(session, run, Event.CANCEL)
     await session.commit()
-    # A worker mid-call sees this flag and stops; whatever it had in flight is discarded.
-    await redis_client().set(events.cancel_key(run.id), b"1", ex=events.ACTIVE_RETENTION_SECONDS)
-    await after_commit(run.id, applied)
+    try:
+        # A worker mid-call sees this flag and stops; whatever it had in flight is discarded.
+        await redis_client().set(events.cancel_key(run.id), b"1", ex=events.ACTIVE_RETENTION_SECONDS)
+        await after_commit(run.id, applied)
+    except DEPENDENCY_ERRORS:  # the cancel is recorded: the sweep confirms it, and a late answer is discarded
+        log.warning("run %s: cancel not announced (Redis unavailable); the sweep will finish it", run.id)
     return wire.run(applied.run, version)
 
 
@@ -100,7 +119,13 @@ async def submit_tool_outputs(thread_id: str, run_id: str, body: SubmitToolOutpu
     run = await svc.get(session, thread=t, run_id=run_id)
     applied, step = await svc.submit_outputs(session, run, body)
     await session.commit()
-    first = await after_commit(run.id, applied, [("thread.run.step.completed", wire.step(step))])
+    try:
+        first = await after_commit(run.id, applied, [("thread.run.step.completed", wire.step(step))])
+    except DEPENDENCY_ERRORS:
+        if body.stream:
+            raise
+        log.warning("run %s: outputs not announced (Redis unavailable); the sweep will enqueue it", run.id)
+        return wire.run(applied.run, version)
     if body.stream:
         return sse.stream(run.id, version, start=first)
     return wire.run(applied.run, version)

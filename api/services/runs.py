@@ -2,6 +2,7 @@
 change, commits, publishes the events it caused, and only then hands the run to a worker; it never calls a
 model. Every change goes through the state machine and bumps `step_seq`, which invalidates work in flight."""
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import text
@@ -30,9 +31,11 @@ V2_ONLY_RUN_FIELDS = {"parallel_tool_calls"}
 # Run creation and user messages both take this lock, so the check and the write after it cannot interleave
 # with another replica's; the partial unique index on run(thread_id) stays the last word for runs.
 _LOCK_THREAD = text(
-    "SELECT (SELECT r.id FROM run r WHERE r.thread_id = t.id AND r.status IN "
-    f"({', '.join(repr(s) for s in ACTIVE_RUN_STATUSES)}) LIMIT 1) AS active_run "
-    "FROM thread t WHERE t.id = :thread_id AND t.project_id = :project_id FOR UPDATE OF t")
+    "SELECT r.id AS active_run, r.request_hash, r.created_at FROM thread t LEFT JOIN run r ON r.thread_id = t.id "
+    f"AND r.status IN ({', '.join(repr(s) for s in ACTIVE_RUN_STATUSES)}) "
+    "WHERE t.id = :thread_id AND t.project_id = :project_id FOR UPDATE OF t")
+# A retry of the request that created the thread's active run gets that run, within this long.
+RETRY_WINDOW_SECONDS = 120
 
 _ASSISTANT = text(
     "SELECT a.id, a.model, a.instructions, a.tools, a.temperature, a.top_p, a.response_format, "
@@ -40,18 +43,19 @@ _ASSISTANT = text(
     " '{}') AS file_ids FROM assistant a WHERE a.id = :assistant_id AND a.project_id = :project_id")
 
 
-async def lock_thread(session: AsyncSession, *, project_id: str, thread_id: str) -> str | None:
-    """Lock the thread row; returns the id of its active run, if any. 404 if no such thread."""
+async def lock_thread(session: AsyncSession, *, project_id: str, thread_id: str) -> Any:
+    """Lock the thread row; returns its active run's (id, request_hash, created_at), all None if it has none.
+    404 if no such thread."""
     conn = await session.connection()
     row = (await conn.execute(_LOCK_THREAD, {"thread_id": thread_id, "project_id": project_id})).first()
     if row is None:
         raise not_found("thread", thread_id)
-    return row.active_run  # type: ignore[no-any-return]
+    return row
 
 
 async def refuse_if_active(session: AsyncSession, thread: Thread) -> None:
     """A user message may not join a thread while one of its runs is active."""
-    active = await lock_thread(session, project_id=thread.project_id, thread_id=thread.id)
+    active = (await lock_thread(session, project_id=thread.project_id, thread_id=thread.id)).active_run
     if active is not None:
         raise APIError(400, f"Can't add messages to {thread.id} while a run {active} is active.",
                        code="thread_locked")
@@ -77,20 +81,32 @@ def _response_format(rf: Any) -> Any:
     return None if rf in (None, "none") else rf
 
 
+def request_hash(thread_id: str, body: RunCreate | ThreadAndRunCreate, version: Version) -> str:
+    """What identifies a create-run request when its client sends it again."""
+    raw = f"{version}\n{thread_id}\n{body.model_dump_json(exclude_unset=True)}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
 async def create(session: AsyncSession, *, project_id: str, thread_id: str, body: RunCreate | ThreadAndRunCreate,
-                 version: Version) -> Run:
-    """Insert a queued run (the caller commits, then publishes and enqueues)."""
+                 version: Version) -> tuple[Run, bool]:
+    """Insert a queued run (the caller commits, then publishes and enqueues). Returns (run, True) instead when
+    this request is a retry of the one that created the thread's active run a moment ago."""
     if version == "v1" and body.model_fields_set & V2_ONLY_RUN_FIELDS:
         name = sorted(body.model_fields_set & V2_ONLY_RUN_FIELDS)[0]
         raise APIError(400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
+    digest = request_hash(thread_id, body, version)
     active = await lock_thread(session, project_id=project_id, thread_id=thread_id)
+    if active.active_run is not None and active.request_hash == digest \
+            and active.created_at >= now() - RETRY_WINDOW_SECONDS:
+        return await get(session, thread=Thread(id=thread_id, project_id=project_id, created_at=0),
+                         run_id=active.active_run), True
     conn = await session.connection()
     assistant = (await conn.execute(_ASSISTANT, {"assistant_id": body.assistant_id,
                                                  "project_id": project_id})).first()
     if assistant is None:
         raise not_found("assistant", body.assistant_id)
-    if active is not None:
-        raise _thread_busy(thread_id, active)
+    if active.active_run is not None:
+        raise _thread_busy(thread_id, active.active_run)
     tools = canonical_tools(body.tools, version) if body.tools is not None else assistant.tools
     created = now()
     run = Run(
@@ -108,7 +124,7 @@ async def create(session: AsyncSession, *, project_id: str, thread_id: str, body
         parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         max_prompt_tokens=body.max_prompt_tokens, max_completion_tokens=body.max_completion_tokens,
         truncation_strategy=body.truncation_strategy.model_dump() if body.truncation_strategy else None,
-        expires_at=created + RUN_LIFETIME,
+        expires_at=created + RUN_LIFETIME, request_hash=digest,
     )
     extra = getattr(body, "additional_messages", None) or []
     if extra:
@@ -121,7 +137,7 @@ async def create(session: AsyncSession, *, project_id: str, thread_id: str, body
     except IntegrityError as exc:  # the partial unique index: another replica's run won the race
         await session.rollback()
         raise _thread_busy(thread_id, None) from exc
-    return run
+    return run, False
 
 
 def _thread_busy(thread_id: str, run_id: str | None) -> APIError:

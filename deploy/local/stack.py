@@ -158,6 +158,7 @@ def up(args: argparse.Namespace) -> dict[str, object]:
         pids["flower"] = _spawn("flower", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "flower",
                                            "--address=127.0.0.1", f"--port={ports['flower']}"], state, env)
     info = {"pids": pids, "ports": ports, "state_dir": str(state), "sandbox_namespace": env["SANDBOX_NAMESPACE"],
+            "ephemeral": args.ephemeral,
             "base_url": f"http://127.0.0.1:{ports['api']}/v1",
             "flower_url": None if args.no_flower else f"http://127.0.0.1:{ports['flower']}",
             "worker_metrics_url": f"http://127.0.0.1:{ports['worker_metrics']}/metrics",
@@ -175,9 +176,15 @@ def up(args: argparse.Namespace) -> dict[str, object]:
 
 
 def respawn(state: Path, name: str) -> int:
-    """Start service `name` again as it was started (after it was killed); returns its new pid."""
+    """Start service `name` again as it was started (after it was killed); returns its new pid. `postgres` is
+    restarted (a fast shutdown, as `docker restart` does, then a start on the same port)."""
     info_file = state / "stack.json"
     info = json.loads(info_file.read_text())
+    if name == "postgres":
+        postgres.stop(state / "pg")
+        postgres.start(state / "pg", info["ports"]["postgres"], state / "logs" / "postgres.log",
+                       fast_unsafe=info.get("ephemeral", False))
+        return int((state / "pg" / "postmaster.pid").read_text().split()[0])
     with contextlib.suppress(OSError):
         os.killpg(info["pids"][name], signal.SIGKILL)
     service = json.loads((state / "services.json").read_text())[name]

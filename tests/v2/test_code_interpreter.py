@@ -236,4 +236,6 @@ def test_deleting_a_thread_ends_its_session(stack: Stack, client: openai.OpenAI,
 def _containers() -> set[str]:
     import docker
 
-    return {c.name for c in docker.from_env().containers.list(all=True, filters={"label": "assistants.sandbox"})}
+    # sparse: no inspect per container, which races with other stacks removing theirs (NotFound).
+    listed = docker.from_env().containers.list(all=True, sparse=True, filters={"label": "assistants.sandbox"})
+    return {name.lstrip("/") for c in listed for name in c.attrs.get("Names", [])}

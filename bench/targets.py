@@ -1,0 +1,104 @@
+"""What a benchmark runs against, and what it can read off it while it runs.
+
+`LocalTarget` starts a private stack (the test suites' code: real Postgres, Redis, API and Celery workers as local
+processes); `ClusterTarget` is `make up`'s Docker Compose cluster, found by its Compose project. Both report the
+runs workers' resident memory, Postgres's connections and Redis's memory, so a benchmark prints the same
+figures for either.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Protocol
+
+import psycopg
+import redis
+
+from deploy.compose.cluster import ROOT, Cluster
+from tests import stack as stack_mod
+
+_SQL_CONNECTIONS = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+
+
+class Target(Protocol):
+    base_url: str
+    api_key: str
+
+    def runs_worker_rss(self) -> int: ...
+    def pg_connections(self) -> int: ...
+    def redis_memory(self) -> int: ...
+    def close(self) -> None: ...
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class LocalTarget:
+    def __init__(self, state_dir: Path, model_url: str, extra_env: dict[str, str] | None = None) -> None:
+        self.stack = stack_mod.start(state_dir, {"LLM_BASE_URL": model_url, **(extra_env or {})})
+        self.base_url, self.api_key = self.stack.base_url, self.stack.api_key
+        self._redis = redis.Redis.from_url(self.stack.env["REDIS_URL"])
+
+    def runs_worker_rss(self) -> int:
+        main = self.stack.pid("worker")
+        return _rss(main) + sum(_rss(p) for p in self.stack.children("worker"))
+
+    def pg_connections(self) -> int:
+        dsn = self.stack.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            return int(conn.execute(_SQL_CONNECTIONS).fetchone()[0]) - 1  # type: ignore[index]
+
+    def redis_memory(self) -> int:
+        return int(self._redis.info("memory")["used_memory"])
+
+    def close(self) -> None:
+        stack_mod.stop(self.stack)
+
+
+class ClusterTarget:
+    """`make up`'s cluster (project `assistants` unless told otherwise), driven through its proxy."""
+
+    def __init__(self, project: str = "assistants", api_port: int = 8000) -> None:
+        self.cluster = Cluster(project, api_port=api_port)
+        self.base_url = f"{self.cluster.api_url}/v1"
+        self.api_key = self.cluster.dev_key()
+
+    def _exec(self, service: str, *cmd: str) -> str:
+        return self.cluster.compose("exec", "-T", service, *cmd, capture=True).stdout
+
+    def runs_worker_rss(self) -> int:
+        total = 0
+        for container in self.cluster.containers("worker-runs"):
+            out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{json .}}", container],
+                                 capture_output=True, text=True, check=True, cwd=ROOT).stdout
+            used = json.loads(out)["MemUsage"].split("/")[0].strip()
+            total += _bytes(used)
+        return total
+
+    def pg_connections(self) -> int:
+        psql = "$(python -c 'from deploy.local.postgres import bin_dir; print(bin_dir())')/psql"
+        out = self._exec("postgres", "sh", "-c", f'{psql} -h 127.0.0.1 -U postgres -d assistants -tAc '
+                                                 f'"{_SQL_CONNECTIONS}"')
+        return int(out.strip()) - 1
+
+    def redis_memory(self) -> int:
+        out = self._exec("redis", "redis-cli", "info", "memory")
+        return int(next(line.split(":")[1] for line in out.splitlines() if line.startswith("used_memory:")))
+
+    def close(self) -> None:
+        pass
+
+
+def _bytes(text: str) -> int:
+    units = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * units[unit])
+    return int(float(text))
