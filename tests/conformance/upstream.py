@@ -78,25 +78,25 @@ def download(pin: Pin, timeout: float = 60.0) -> Path:
     """Fetch the pinned document into the cache and return its path; nothing is cached unless it verified."""
     url, dest = url_of(pin), cache_path(pin)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    except OSError as exc:
-        raise DownloadFailed(f"cannot write to the cache: {exc}") from exc
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, httpx.stream("GET", url, follow_redirects=True,
-                                                      timeout=httpx.Timeout(timeout, connect=15.0)) as resp:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=httpx.Timeout(timeout, connect=15.0)) as resp:
             if resp.status_code != 200:
                 raise DownloadFailed(f"HTTP {resp.status_code} from {url}")
-            for chunk in resp.iter_bytes():
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != pin.sha256:
-            raise DownloadFailed(f"sha256 {digest.hexdigest()} of what {url} served is not the pinned {pin.sha256}")
-        os.replace(tmp, dest)
-        return dest
+            # Only now: an offline attempt leaves nothing behind in the cache, not even a folder.
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+            tmp = Path(tmp_name)
+            try:
+                digest = hashlib.sha256()
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in resp.iter_bytes():
+                        digest.update(chunk)
+                        out.write(chunk)
+                if digest.hexdigest() != pin.sha256:
+                    raise DownloadFailed(f"sha256 {digest.hexdigest()} of what {url} served is not the pinned "
+                                         f"{pin.sha256}")
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
     except (httpx.HTTPError, OSError) as exc:
         raise DownloadFailed(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+    return dest
