@@ -73,15 +73,19 @@ unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
 sdk-v2: system-deps $(VENV)/.installed sandbox-image
-	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox --ignore=tests/cluster -q
+	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox --ignore=tests/cluster \
+	  --ignore=tests/conformance -q
 
+## Schemathesis against OpenAI's specs: ../shared/openapi (or OPENAPI_DIR) when there, else OpenAI's published
+## documents, cached in ~/.cache and downloaded when missing (see README, Tests). Last in `make test`, so that a
+## machine that can get no specs still runs every other suite before this one fails saying why.
 conformance: system-deps $(VENV)/.installed
 	$(BIN)/pytest tests/conformance -q
 
 sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
 	STACK_PYTHON=$(abspath $(BIN))/python $(V1VENV)/bin/pytest tests/v1 -q -p no:cacheprovider
 
-test: lint unit sandbox-test sdk-v2 sdk-v1 smoke
+test: lint unit sandbox-test sdk-v2 sdk-v1 smoke conformance
 
 ## A Docker engine for code_interpreter sandboxes (with gVisor registered): installed and started when missing.
 ## (With DOCKER_HOST set, the engine is elsewhere and nothing is installed.)
