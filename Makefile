@@ -5,7 +5,7 @@ V1VENV  := .venv-v1
 BIN     := $(VENV)/bin
 
 .PHONY: up down up-local down-local smoke test lint unit sdk-v2 sdk-v1 conformance system-deps sandbox-deps \
-        sandbox-image sandbox-test compose-deps app-image clean
+        sandbox-image sandbox-test compose-deps app-image browser browser-deps playground-vendor clean
 
 ## Python environment for the project (API, workers, tests with the current openai SDK).
 $(VENV)/.installed: pyproject.toml | system-deps
@@ -73,7 +73,8 @@ unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
 sdk-v2: system-deps $(VENV)/.installed sandbox-image
-	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox --ignore=tests/cluster -q
+	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox --ignore=tests/cluster \
+	  --ignore=tests/browser -q
 
 conformance: system-deps $(VENV)/.installed
 	$(BIN)/pytest tests/conformance -q
@@ -81,7 +82,19 @@ conformance: system-deps $(VENV)/.installed
 sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
 	STACK_PYTHON=$(abspath $(BIN))/python $(V1VENV)/bin/pytest tests/v1 -q -p no:cacheprovider
 
-test: lint unit sandbox-test sdk-v2 sdk-v1 smoke
+## The playground in a real browser: Debian's chromium driven by Playwright (which cannot download its own).
+browser: browser-deps system-deps $(VENV)/.installed sandbox-image
+	$(BIN)/pytest tests/browser -q
+
+browser-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+## Re-fetches the playground's vendored browser libraries from npm at their pinned versions and checks them.
+playground-vendor: $(VENV)/.installed
+	$(BIN)/python -m api.playground.vendor fetch
+
+test: lint unit sandbox-test sdk-v2 browser sdk-v1 smoke
 
 ## A Docker engine for code_interpreter sandboxes (with gVisor registered): installed and started when missing.
 ## (With DOCKER_HOST set, the engine is elsewhere and nothing is installed.)

@@ -59,7 +59,8 @@ def check(manifest: dict[str, Any]) -> list[str]:
 def _npm_pack(name: str, version: str, into: Path) -> Path:
     out = subprocess.run(["npm", "pack", f"{name}@{version}", "--json", "--pack-destination", str(into)],
                          capture_output=True, text=True, check=True, cwd=into)
-    return into / json.loads(out.stdout)[0]["filename"]
+    filename: str = json.loads(out.stdout)[0]["filename"]
+    return into / filename
 
 
 def _integrity(data: bytes) -> str:

@@ -5,6 +5,9 @@ import { html, duration, when } from "./ui.js";
 
 const ENDED_AT = ["completed_at", "failed_at", "cancelled_at"];
 
+// The API's times are whole seconds.
+const seconds = (from, to) => (from && to ? (to - from < 1 ? "under 1 s" : `${to - from} s`) : "–");
+
 function stepSummary(step) {
   if (step.type === "message_creation") return "Message";
   const calls = step.step_details?.tool_calls || [];
@@ -28,8 +31,8 @@ export function RunPanel({ conv, runId }) {
       ${row("Status", html`<span class=${`status ${run.status}`}>${run.status}</span>`)}
       ${row("Model", run.model)}
       ${row("Created", when(run.created_at))}
-      ${row("Waited in queue", run.started_at ? duration((run.started_at - run.created_at) * 1000) : "–")}
-      ${row("Ran for", run.started_at && ended ? duration((ended - run.started_at) * 1000) : "–")}
+      ${row("Waited in queue", seconds(run.created_at, run.started_at))}
+      ${row("Ran for", seconds(run.started_at, ended))}
       ${live.openedAt ? row("First token after", live.firstTokenAt ? duration(live.firstTokenAt - live.openedAt) : "–") : ""}
       ${live.openedAt && live.endedAt ? row("Streamed for", duration(live.endedAt - live.openedAt)) : ""}
       ${row("Usage", html`<${Usage} usage=${run.usage} />`)}
@@ -44,7 +47,7 @@ export function RunPanel({ conv, runId }) {
           return html`<li key=${id}>
             <span class="title">${stepSummary(s)}</span>
             <span class=${`status ${s.status}`}>${s.status}</span>
-            <span class="meta">${end ? duration((end - s.created_at) * 1000) : ""}</span>
+            <span class="meta">${end ? seconds(s.created_at, end) : ""}</span>
             <div class="meta"><${Usage} usage=${s.usage} /></div>
             ${s.last_error ? html`<div class="error">${s.last_error.message}</div>` : ""}
           </li>`;
