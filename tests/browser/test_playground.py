@@ -160,6 +160,8 @@ def test_function_schema_is_validated_and_outputs_are_submitted(playground: Play
     expect(page.locator(".function ul.error")).to_contain_text("parameters.type")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("alert").filter(has_text="Function 1 is not valid")).to_be_visible()
+    expect(editor).to_be_focused()
+    playground.shot("assistant-editor")
     assert playground.client.beta.assistants.list().data == []
     editor.fill("{not json")
     expect(page.locator(".function ul.error")).to_contain_text("Not valid JSON")
@@ -167,7 +169,7 @@ def test_function_schema_is_validated_and_outputs_are_submitted(playground: Play
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
     editor.fill(json.dumps(good, indent=2))
     expect(editor).to_have_attribute("aria-invalid", "false")
-    playground.shot("assistant-editor")
+    expect(page.get_by_role("alert").filter(has_text="Function 1 is not valid")).to_have_count(0)
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status").filter(has_text="Saved")).to_be_visible()
     [saved] = playground.client.beta.assistants.list().data
@@ -229,6 +231,12 @@ def test_cancel_a_run_mid_stream(playground: Playground, model: ScriptedModel) -
     open_threads(playground, assistant_id)
     send(page, f"talk slowly {w}")
     expect(log(page).get_by_role("article", name="Assistant")).to_contain_text("slowly slowly")
+    # The API refuses a message while the run is active: its message is shown in place, the text is kept.
+    box = page.get_by_role("textbox", name="Message", exact=True)
+    box.fill("one more thing")
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.get_by_role("alert").filter(has_text="Can't add messages to")).to_contain_text("is active.")
+    expect(box).to_have_value("one more thing")
     page.get_by_role("button", name="Cancel run").click()
     expect(log(page)).to_contain_text("The run was cancelled.")
     expect(page.get_by_role("complementary", name="Run details").locator(".status").first).to_have_text("cancelled")

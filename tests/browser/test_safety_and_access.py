@@ -120,6 +120,8 @@ def test_keyboard_only(playground: Playground, model: ScriptedModel) -> None:
     conversation = page.get_by_role("log", name="Conversation")
     expect(conversation.get_by_role("article", name="Assistant")).to_contain_text("Heard you.")
     assert conversation.get_attribute("aria-live") == "polite"
+    # A finished message is no longer busy (while it streamed, screen readers waited for it whole).
+    expect(conversation.get_by_role("article", name="Assistant")).not_to_have_attribute("aria-busy", "true")
     # Ctrl+Enter sends from the message box too.
     model.script(w, {"text": "Heard you again."})
     tab_to("textbox", "Message")

@@ -9,8 +9,8 @@ from api.playground import vendor
 from api.playground.assets import CONTENT_SECURITY_POLICY, accepts_gzip, assets
 
 FIRST_LOAD_BUDGET = 300 * 1024
-IMPORT = re.compile(r"""(?:^|[;\s}])(?:import|export)\s[^;'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)""",
-                    re.M)
+IMPORT = re.compile(r"""(?:^|[;\s}])(?:import|export)\s[^;'"]*?from\s*["']([^"']+)["']"""  # static
+                    r"""|import\(\s*["']([^"']+)["']\s*\)""", re.M)  # dynamic
 
 
 def resolve(base: str, ref: str) -> str:
@@ -45,8 +45,8 @@ def graph(start: str) -> set[str]:
 
 def index_refs() -> dict[str, str]:
     html = assets()["index.html"].body.decode()
-    return {m.group(2): m.group(1) for m in re.finditer(r'<(link rel="\w+"|script type="module")[^>]*(?:href|src)="([^"]+)"',
-                                                          html)}
+    tag = r'<(link rel="\w+"|script type="module")[^>]*(?:href|src)="([^"]+)"'
+    return {m.group(2): m.group(1) for m in re.finditer(tag, html)}
 
 
 def test_vendored_files_are_as_pinned_and_licensed() -> None:

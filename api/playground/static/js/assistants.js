@@ -53,6 +53,7 @@ export function AssistantForm({ client, assistant, onSaved, onDeleted }) {
   const [form, setForm] = useState(() => formState(assistant, shape));
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
+  const [triedSave, setTriedSave] = useState(false); // invalid functions are called out once Save was tried
   const formRef = useRef(null);
   const set = (patch) => setForm((f) => ({ ...f, ...patch }));
   const headingId = useId("editor");
@@ -92,7 +93,7 @@ export function AssistantForm({ client, assistant, onSaved, onDeleted }) {
     set({ functions });
     const bad = functions.findIndex((fn) => fn.errors.length);
     if (bad >= 0) {
-      setError(`Function ${bad + 1} is not valid: fix it before saving.`);
+      setTriedSave(true);
       formRef.current?.querySelectorAll(".function textarea")[bad]?.focus();
       return;
     }
@@ -118,6 +119,7 @@ export function AssistantForm({ client, assistant, onSaved, onDeleted }) {
     }
   }
 
+  const invalid = form.functions.findIndex((fn) => fn.errors.length);
   return html`
     <form ref=${formRef} class="editor" onSubmit=${save} aria-labelledby=${headingId}>
       <h2 id=${headingId}>${assistant ? `Edit ${assistant.name || "assistant"}` : "New assistant"}</h2>
@@ -155,6 +157,8 @@ export function AssistantForm({ client, assistant, onSaved, onDeleted }) {
         })}>Add function</button>
       </fieldset>
       ${error && html`<p class="error" role="alert">${error}</p>`}
+      ${triedSave && invalid >= 0 && html`<p class="error" role="alert">
+        Function ${invalid + 1} is not valid: fix it before saving.</p>`}
       <div class="actions">
         <button type="submit" class="primary" disabled=${busy}>Save</button>
         ${assistant && html`<button type="button" class="danger" onClick=${remove}>Delete assistant</button>`}

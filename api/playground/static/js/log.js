@@ -57,11 +57,13 @@ function Attachments({ client, message }) {
     ${ids.map((id) => html`<li key=${id}>📎 <${FileName} client=${client} fileId=${id} /></li>`)}</ul>`;
 }
 
+// While a message streams it is aria-busy: a screen reader announces it once, whole, rather than token by token.
 export function Message({ client, message, onError }) {
   const mine = message.role === "user";
   const parts = message.content || [];
   return html`
-    <article class=${`msg ${mine ? "user" : "assistant"}`} aria-label=${mine ? "You" : "Assistant"}>
+    <article class=${`msg ${mine ? "user" : "assistant"}`} aria-label=${mine ? "You" : "Assistant"}
+      aria-busy=${message.status === "in_progress" ? "true" : undefined}>
       <h3 class="who">${mine ? "You" : "Assistant"}</h3>
       ${parts.map((part, i) => {
         if (part.type === "text") {
