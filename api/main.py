@@ -40,6 +40,10 @@ def create_app() -> FastAPI:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(observability.router)
+    if settings.playground_enabled:
+        from api.playground.router import router as playground
+
+        app.include_router(playground)
     app.add_middleware(observability.ObservabilityMiddleware)
 
     @app.get("/healthz", include_in_schema=False)

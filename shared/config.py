@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # OpenAI's limit for one uploaded file.
     max_file_bytes: int = 512 * 1024 * 1024
 
+    # Serve the playground (a web page to try assistants) at /playground. Its files are public; using it takes a key.
+    playground_enabled: bool = True
+
     # Apply Alembic migrations when the API starts (guarded by an advisory lock, so replicas can race).
     migrate_on_start: bool = True
     # Seconds an API key lookup is cached in-process; revocation takes effect within this window.

@@ -13,7 +13,7 @@ from api.routes.assistants import v1_only
 from api.schemas.threads import MessageCreate, MessageUpdate, ThreadCreate, ThreadUpdate
 from api.services import runs as run_svc
 from api.services import threads as svc
-from shared.models import Message
+from shared.models import Message, Thread
 
 router = APIRouter(tags=["threads"])
 
@@ -24,6 +24,15 @@ async def create_thread(session: SessionDep, project_id: ProjectDep, version: Ve
     t = await svc.create(session, project_id=project_id, body=body or ThreadCreate(), version=version)
     await session.commit()
     return svc.render(t, version)
+
+
+@router.get("/threads")
+async def list_threads(page: PageDep, session: SessionDep, project_id: ProjectDep,
+                       version: VersionDep) -> dict[str, Any]:
+    """The project's threads, newest first by default (the hosted API had this only for its dashboard)."""
+    stmt = select(Thread).where(Thread.project_id == project_id)
+    rows, has_more = await fetch_page(session, stmt, seq_col=Thread.seq, id_col=Thread.id, page=page)
+    return list_body([svc.render(t, version) for t in rows], has_more)
 
 
 @router.get("/threads/{thread_id}")

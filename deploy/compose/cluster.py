@@ -162,6 +162,7 @@ def main() -> None:
         return
     print(f"Assistants API: {info['base_url']}")
     print(f"API key:        {info['api_key']}")
+    print(f"Playground:     {info['base_url'].removesuffix('/v1')}/playground/   (sign in with the key above)")
     print(f"Flower:         {info['flower_url']}")
     print(f"Metrics:        {info['metrics_url']}")
     print(f"Logs:           {' '.join(cluster.command)} -p {args.project} logs -f   (stop with: make down)")

@@ -7,7 +7,7 @@ IMAGE="$1"
 PACKAGES="$2"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 docker image inspect "$IMAGE" >/dev/null 2>&1 && exit 0
-command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+command -v debootstrap >/dev/null || { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null; }
 root="$(mktemp -d /var/tmp/rootfs.XXXXXX)"
 log="/var/tmp/debootstrap-${IMAGE//[:\/]/-}.log"
 trap 'rm -rf "$root"' EXIT

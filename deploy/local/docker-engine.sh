@@ -10,9 +10,9 @@ command -v runsc >/dev/null || missing="$missing runsc"
 docker info >/dev/null 2>&1 && running=1 || running=0
 [ "$running" = 1 ] || command -v dockerd >/dev/null || missing="$missing docker.io"
 if [ -n "$missing" ]; then
-  apt-get update -qq
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
   # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $missing >/dev/null
 fi
 [ "$running" = 0 ] || exit 0
 # Our own engine: register gVisor, unless the machine already has a daemon configuration of its own. Its

@@ -265,6 +265,7 @@ def main() -> None:
         return
     print(f"Assistants API: {info['base_url']}")
     print(f"API key:        {info['api_key']}")
+    print(f"Playground:     {str(info['base_url']).removesuffix('/v1')}/playground/   (sign in with the key above)")
     if info.get("flower_url"):
         print(f"Flower:         {info['flower_url']}")
     print(f"Logs:           {info['state_dir']}/logs/   (stop with: make down)")

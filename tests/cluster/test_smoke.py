@@ -278,3 +278,13 @@ def test_down_keeps_the_data_and_up_brings_it_back(cluster: Cluster, client: ope
     assert info["api_key"] == key
     again = openai.OpenAI(base_url=info["base_url"], api_key=key, max_retries=0)
     assert again.beta.assistants.retrieve(assistant.id).name == "Survives restarts"
+
+
+def test_playground_is_served_through_the_proxy(cluster: Cluster) -> None:
+    """The image ships the playground's files (page, scripts, vendored libraries) and the proxy passes them on."""
+    root = cluster.info["base_url"][:-3]
+    page = httpx.get(f"{root}/playground/", headers={"Accept-Encoding": "gzip"})
+    assert page.status_code == 200 and '<div id="app">' in page.text
+    assert page.headers["content-encoding"] == "gzip" and "script-src 'self'" in page.headers["content-security-policy"]
+    for path in ("js/main.js", "vendor/marked/marked.esm.js", "vendor/dompurify/LICENSE"):
+        assert httpx.get(f"{root}/playground/{path}").status_code == 200, path
