@@ -18,11 +18,12 @@ class Conn:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         return self.reader, self.writer
 
-    async def _send(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str]]:
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, dict[str, str]]:
         reader, writer = await self._ensure()
-        raw = json.dumps(body).encode()
+        raw = json.dumps(body).encode() if body is not None else b""
+        kind = "Content-Type: application/json\r\n" if body is not None else ""
         writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}"
-                     f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n\r\n".encode() + raw)
+                     f"{kind}Content-Length: {len(raw)}\r\n\r\n".encode() + raw)
         status_line = await reader.readline()
         status = int(status_line.split()[1])
         headers: dict[str, str] = {}
@@ -43,6 +44,13 @@ class Conn:
                 return bytes(out)
             out += await self.reader.readexactly(size)
             await self.reader.readline()
+
+    async def get_json(self, path: str) -> dict[str, Any]:
+        status, headers = await self._send("GET", path, None)
+        data = json.loads(await self._body(headers))
+        if status != 200:
+            raise RuntimeError(f"{status}: {data}")
+        return data  # type: ignore[no-any-return]
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         status, headers = await self._send("POST", path, body)

@@ -30,7 +30,7 @@ class Target(Protocol):
     def close(self) -> None: ...
 
 
-def _rss(pid: int) -> int:
+def rss(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -48,7 +48,7 @@ class LocalTarget:
 
     def runs_worker_rss(self) -> int:
         main = self.stack.pid("worker")
-        return _rss(main) + sum(_rss(p) for p in self.stack.children("worker"))
+        return rss(main) + sum(rss(p) for p in self.stack.children("worker"))
 
     def pg_connections(self) -> int:
         dsn = self.stack.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")

@@ -98,6 +98,8 @@ def runs_concurrency(args: argparse.Namespace) -> int:
     """Steps the runs worker holds at once: a gevent worker waits on hundreds of model calls in one process."""
     if args.concurrency:
         return int(args.concurrency)
+    if os.environ.get("RUNS_CONCURRENCY"):
+        return int(os.environ["RUNS_CONCURRENCY"])
     return 500 if args.pool == "gevent" else 4
 
 
