@@ -143,7 +143,7 @@ def _model_step(turn: Turn) -> None:
         max_tokens=run.max_completion_tokens)
     r = events.shared_client()
     # The step gives up at the run's expiry (no pool enforces a soft time limit for it); the sweep expires the run.
-    with TRACKER.watch(run.id, deadline=float(run.expires_at or time.time() + 600)) as watch:
+    with TRACKER.watch(run.id, seq, deadline=float(run.expires_at or time.time() + 600)) as watch:
         live = LiveStep(run, seq, lambda items, ttl: events.publish(r, run.id, items, refresh_ttl=ttl), watch)
         try:
             result = model.complete(req, on_text=live.text, on_tool_delta=live.tool_delta,
@@ -151,7 +151,7 @@ def _model_step(turn: Turn) -> None:
         except model.Stopped:
             if watch.broken is not None:
                 raise Interrupted("Redis failed while streaming the answer") from watch.broken
-            return  # cancelled (the cancel's own task finishes the run) or overdue (the sweep expires it)
+            return  # cancelled (the cancel's own task finishes the run), overtaken, or overdue (the sweep expires it)
         except model.ModelError as err:
             log.warning("run %s failed: %s", run.id, err.message)
             commit(run, Outcome(Event.FAIL, given={"last_error": {"code": err.code, "message": err.message}}))

@@ -56,7 +56,7 @@ def execute(run_id: str, seq: int, *, may_wait: bool = False) -> bool:
             busy = True
     # Watched like a model call: the heartbeat tells the sweep this step is alive (a code call may take
     # SANDBOX_TIMEOUT_SECONDS, a step several calls).
-    with TRACKER.watch(run.id, deadline=float(run.expires_at) if run.expires_at else float("inf")):
+    with TRACKER.watch(run.id, seq, deadline=float(run.expires_at) if run.expires_at else float("inf")):
         try:
             for i, call in enumerate(calls):
                 if call["type"] == "code_interpreter":

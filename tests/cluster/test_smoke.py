@@ -288,3 +288,58 @@ def test_playground_is_served_through_the_proxy(cluster: Cluster) -> None:
     assert page.headers["content-encoding"] == "gzip" and "script-src 'self'" in page.headers["content-security-policy"]
     for path in ("js/main.js", "vendor/marked/marked.esm.js", "vendor/dompurify/LICENSE"):
         assert httpx.get(f"{root}/playground/{path}").status_code == 200, path
+
+
+def test_a_stream_outlasts_a_silence_through_the_proxy(cluster: Cluster, client: openai.OpenAI,
+                                                       cluster_model: ScriptedModel) -> None:
+    """A model silent for 20 s before its first token (longer than the API's Redis socket timeout, the relay's
+    XREAD BLOCK and the keep-alive period): the stream through nginx carries keep-alives and then the answer."""
+    word = f"s{uuid.uuid4().hex[:8]}"
+    cluster_model.script(word, {"text": "After a long think.", "ttft": 20})
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    headers = {"Authorization": f"Bearer {cluster.info['api_key']}", "OpenAI-Beta": "assistants=v2"}
+    with httpx.stream("POST", f"{cluster.info['base_url']}/threads/{thread.id}/runs", headers=headers,
+                      json={"assistant_id": assistant.id, "stream": True}, timeout=120) as response:
+        body = b"".join(response.iter_raw())
+    assert b"\n: keep-alive\n" in body and b"event: thread.run.completed" in body
+    reply = client.beta.threads.messages.list(thread.id, limit=1).data[0]
+    assert reply.content[0].text.value == "After a long think."  # type: ignore[union-attr]
+
+
+def _restart_under_load(cluster: Cluster, client: openai.OpenAI, model: ScriptedModel, service: str) -> None:
+    """`docker restart` of a dependency while 20 runs are mid-answer: every run completes exactly once."""
+    word = f"s{uuid.uuid4().hex[:8]}"
+    n = 20
+    answer = " ".join(["steady"] * 30)
+    for i in range(n):
+        model.script(f"{word}-{i} ", {"text": answer, "chunk_delay": 0.1}, {"text": answer})
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    threads = [client.beta.threads.create(messages=[{"role": "user", "content": f"{word}-{i} "}]) for i in range(n)]
+    runs = [client.beta.threads.runs.create(thread_id=t.id, assistant_id=assistant.id) for t in threads]
+    deadline = time.monotonic() + 60
+    while not all(model.requests_for(f"{word}-{i} ") for i in range(n)):
+        assert time.monotonic() < deadline, "not every run reached the model"
+        time.sleep(0.1)
+    [container] = cluster.containers(service)
+    subprocess.run(["docker", "restart", "-t", "10", container], check=True, capture_output=True)
+    patient = openai.OpenAI(base_url=cluster.info["base_url"], api_key=cluster.info["api_key"], max_retries=8)
+    for thread, run in zip(threads, runs, strict=True):
+        done = patient.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=500, timeout=240)
+        assert done.status == "completed", (service, done.status, done.last_error)
+        messages = patient.beta.threads.messages.list(thread.id).data
+        assert [m.role for m in messages] == ["assistant", "user"]
+        assert messages[0].content[0].text.value == answer  # type: ignore[union-attr]
+        assert len(patient.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data) == 1
+    api_logs = cluster.compose("logs", "--no-color", "api", capture=True).stdout
+    assert "unhandled error" not in api_logs
+
+
+def test_dependency_restarts_under_in_flight_runs(cluster: Cluster, client: openai.OpenAI,
+                                                  cluster_model: ScriptedModel) -> None:
+    # Runs workers as `make up` runs them (gevent, many steps each), not one task at a time as above.
+    cluster.env["RUNS_CONCURRENCY"] = "200"
+    cluster.compose("up", "-d", "--no-deps", "--force-recreate", "--scale", "worker-runs=1", "worker-runs")
+    wait_for_workers(cluster, 1)
+    _restart_under_load(cluster, client, cluster_model, "redis")
+    _restart_under_load(cluster, client, cluster_model, "postgres")

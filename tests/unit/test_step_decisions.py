@@ -25,7 +25,7 @@ def a_run(tools: list[dict[str, Any]] | None = None, **kw: Any) -> Run:
 
 def live_for(run: Run) -> tuple[LiveStep, list[list[tuple[str, Any]]]]:
     sent: list[list[tuple[str, Any]]] = []
-    return LiveStep(run, run.step_seq, lambda items, _ttl: sent.append(items), Watch(run.id, 1e12)), sent
+    return LiveStep(run, run.step_seq, lambda items, _ttl: sent.append(items), Watch(run.id, run.step_seq, 1e12)), sent
 
 
 def names(items: list[tuple[str, Any]]) -> list[str]:

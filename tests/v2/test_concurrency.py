@@ -2,12 +2,15 @@
 model's time plus a little, however many are in flight — and the worker holds no database connection while the
 model streams."""
 
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import openai
 import psycopg
+import redis
 
 from tests.model_server import ScriptedModel
 from tests.stack import Stack
@@ -54,3 +57,34 @@ def test_slow_model_calls_overlap_in_one_worker_process(stack: Stack, client: op
     for t in threads[:3]:
         reply = client.beta.threads.messages.list(t.id).data[0]
         assert reply.content[0].text.value == " ".join(["tok"] * 20)
+
+
+def test_open_streams_share_one_redis_reader(stack: Stack, client: openai.OpenAI, model: ScriptedModel) -> None:
+    """40 clients streaming runs through a silence: the API follows all their streams with one blocked XREAD,
+    not one per stream (Redis's clients are also the broker's; its default maxclients is 10,000)."""
+    r = redis.Redis.from_url(stack.env["REDIS_URL"])
+    word = f"open{uuid.uuid4().hex[:8]}"
+    n = 40
+    for i in range(n):
+        model.script(f"{word}-{i} ", {"text": "after the silence", "ttft": 6.0})
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    threads = [client.beta.threads.create(messages=[{"role": "user", "content": f"{word}-{i} "}]) for i in range(n)]
+    time.sleep(1)
+    before = int(r.info("clients")["blocked_clients"])  # the Celery workers' queue reads
+    headers = {"Authorization": f"Bearer {stack.api_key}", "OpenAI-Beta": "assistants=v2"}
+    done: list[bytes] = []
+
+    def stream(i: int) -> None:
+        with httpx.stream("POST", f"{stack.base_url}/threads/{threads[i].id}/runs", headers=headers,
+                          json={"assistant_id": assistant.id, "stream": True}, timeout=120) as response:
+            done.append(b"".join(response.iter_raw()))
+
+    workers = [threading.Thread(target=stream, args=(i,)) for i in range(n)]
+    for w in workers:
+        w.start()
+    time.sleep(3)  # every stream is open and silent
+    during = int(r.info("clients")["blocked_clients"])
+    for w in workers:
+        w.join()
+    assert len(done) == n and all(b"event: thread.run.completed" in body for body in done)
+    assert during - before <= 1, (before, during)

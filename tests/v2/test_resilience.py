@@ -93,3 +93,28 @@ def test_overdue_run_expires(stack: Stack, client: openai.OpenAI, model: Scripte
         client.beta.threads.runs.submit_tool_outputs(run.id, thread_id=thread.id,
                                                      tool_outputs=[{"tool_call_id": "x", "output": "late"}])
     client.beta.threads.messages.create(thread.id, role="user", content="the thread is free again")
+
+
+def test_a_step_stops_at_its_runs_expiry(stack: Stack, client: openai.OpenAI, model: ScriptedModel) -> None:
+    """No pool enforces a soft time limit on a gevent step: the step checks its run's expiry itself, stops
+    streaming, and the run expires (nothing of the cut answer is kept)."""
+    word = tag()
+    model.script(word, {"text": " ".join(["endless"] * 300), "chunk_delay": 0.1})  # 30 s of answer
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    deadline = time.monotonic() + 20
+    while not model.requests_for(word):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with psycopg.connect(dsn(stack), autocommit=True) as conn:  # the run's lifetime ends in 2 s
+        conn.execute("UPDATE run SET expires_at = %s WHERE id = %s", (int(time.time()) + 2, run.id))
+    final = wait(client, thread.id, run.id, {"expired", "completed", "failed"}, timeout=30)
+    assert final.status == "expired"  # type: ignore[attr-defined]
+    # The step noticed (its heartbeat every 5 s tells it the run moved on) and hung up on the model, well before
+    # the 30 s the answer would have taken.
+    hung_up = time.monotonic() + 12
+    while model.in_flight:
+        assert time.monotonic() < hung_up, "the step kept streaming past its run's end"
+        time.sleep(0.1)
+    assert [m.role for m in client.beta.threads.messages.list(thread.id).data] == ["user"]
