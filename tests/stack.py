@@ -39,7 +39,11 @@ class Stack:
         return self.admin("create-key", "--project", project, "--name", "test").strip().splitlines()[-1]
 
     def pid(self, name: str) -> int:
-        """The main process of one of the stack's services ("api", "worker", "code-worker", "ingest-worker", …)."""
+        """The main process of one of the stack's services ("api", "worker", "code-worker", "ingest-worker", …);
+        for a supervised one (the Celery workers and beat), the service itself, not its supervisor."""
+        pidfile = self.state_dir / "pids" / f"{name}.pid"
+        if pidfile.exists():
+            return int(pidfile.read_text())
         return int(json.loads((self.state_dir / "stack.json").read_text())["pids"][name])
 
     def children(self, name: str) -> list[int]:

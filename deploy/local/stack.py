@@ -40,6 +40,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _supervised(name: str, args: list[str], state: Path) -> list[str]:
+    """A worker or the beat may exit (see deploy/local/supervise.py): it is started again, as Compose would."""
+    (state / "pids").mkdir(exist_ok=True)
+    return [sys.executable, "-m", "deploy.local.supervise", "--pidfile", str(state / "pids" / f"{name}.pid"),
+            "--", *args]
+
+
 def _spawn(name: str, args: list[str], state: Path, env: dict[str, str]) -> int:
     log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115  (handed to the child)
     env = {"DB_APPLICATION_NAME": f"assistants-{name}", **env}
@@ -112,6 +119,7 @@ def up(args: argparse.Namespace) -> dict[str, object]:
             return dict(info)
         down_dir(state, purge=False)
     (state / "logs").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(state / "pids", ignore_errors=True)  # a supervised service writes its pid there when it starts
     ports = {
         "postgres": args.pg_port or free_port(),
         "redis": args.redis_port or free_port(),
@@ -139,23 +147,22 @@ def up(args: argparse.Namespace) -> dict[str, object]:
                                      "--appendonly", "no" if args.ephemeral else "yes"], state, env)
     pids["api"] = _spawn("api", [str(VENV_BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
                                  "--port", str(ports["api"]), "--no-access-log"], state, env)
-    pids["worker"] = _spawn("worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E",
-                                       "-Q", "runs", "-c", str(runs_concurrency(args)), "-P", args.pool,
-                                       "-n", f"runs@{socket.gethostname()}",
-                                       "--loglevel", "INFO"], state,
-                           {**env, "METRICS_PORT": str(ports["worker_metrics"])})
+    pids["worker"] = _spawn("worker", _supervised("worker", [
+        str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E", "-Q", "runs",
+        "-c", str(runs_concurrency(args)), "-P", args.pool, "-n", f"runs@{socket.gethostname()}",
+        "--loglevel", "INFO"], state), state, {**env, "METRICS_PORT": str(ports["worker_metrics"])})
     # code_interpreter calls run on their own queue (and need the Docker engine).
-    pids["code-worker"] = _spawn("code-worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E",
-                                                 "-Q", "code", "-c", "2", "-n", f"code@{socket.gethostname()}",
-                                                 "--loglevel", "INFO"], state, env)
+    pids["code-worker"] = _spawn("code-worker", _supervised("code-worker", [
+        str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E", "-Q", "code", "-c", "2",
+        "-n", f"code@{socket.gethostname()}", "--loglevel", "INFO"], state), state, env)
     # file_search ingestion (parse, chunk, embed) on its own queue: one process, whose numpy uses every core.
-    pids["ingest-worker"] = _spawn("ingest-worker", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker",
-                                                     "-E", "-Q", "ingest", "-c", "1",
-                                                     "-n", f"ingest@{socket.gethostname()}",
-                                                     "--loglevel", "INFO"], state, env)
+    pids["ingest-worker"] = _spawn("ingest-worker", _supervised("ingest-worker", [
+        str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E", "-Q", "ingest", "-c", "1",
+        "-n", f"ingest@{socket.gethostname()}", "--loglevel", "INFO"], state), state, env)
     # Exactly one beat: it expires overdue runs and re-enqueues lost steps.
-    pids["beat"] = _spawn("beat", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "beat",
-                                   "-s", str(state / "celerybeat-schedule"), "--loglevel", "INFO"], state, env)
+    pids["beat"] = _spawn("beat", _supervised("beat", [
+        str(VENV_BIN / "celery"), "-A", "worker.celery_app", "beat", "-s", str(state / "celerybeat-schedule"),
+        "--loglevel", "INFO"], state), state, env)
     if not args.no_flower:
         pids["flower"] = _spawn("flower", [str(VENV_BIN / "celery"), "-A", "worker.celery_app", "flower",
                                            "--address=127.0.0.1", f"--port={ports['flower']}"], state, env)
@@ -187,14 +194,25 @@ def respawn(state: Path, name: str) -> int:
         postgres.start(state / "pg", info["ports"]["postgres"], state / "logs" / "postgres.log",
                        fast_unsafe=info.get("ephemeral", False))
         return int((state / "pg" / "postmaster.pid").read_text().split()[0])
-    with contextlib.suppress(OSError):
-        os.killpg(info["pids"][name], signal.SIGKILL)
     service = json.loads((state / "services.json").read_text())[name]
-    info["pids"][name] = _spawn(name, service["args"], state, service["env"])
-    info_file.write_text(json.dumps(info, indent=2))
+    pidfile = state / "pids" / f"{name}.pid"
+    if pidfile.exists():  # supervised: kill the service, its supervisor starts it again
+        old = int(pidfile.read_text())
+        with contextlib.suppress(OSError):
+            os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while int(pidfile.read_text() or old) == old:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name} was not started again by its supervisor")
+            time.sleep(0.1)
+    else:
+        with contextlib.suppress(OSError):
+            os.killpg(info["pids"][name], signal.SIGKILL)
+        info["pids"][name] = _spawn(name, service["args"], state, service["env"])
+        info_file.write_text(json.dumps(info, indent=2))
     if "-n" in service["args"]:  # a Celery worker: wait until it answers as itself
         _wait_worker(service["env"], info["pids"][name], node=service["args"][service["args"].index("-n") + 1])
-    return int(info["pids"][name])
+    return int(pidfile.read_text()) if pidfile.exists() else int(info["pids"][name])
 
 
 def down_dir(state: Path, purge: bool) -> None:
