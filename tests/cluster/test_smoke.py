@@ -216,6 +216,12 @@ def test_flower_and_metrics_answer(cluster: Cluster) -> None:
     broker = httpx.get(f"{info['flower_url']}/broker").text  # every queue with its depth
     for queue in ("runs", "code", "ingest"):
         assert f"<td>{queue}</td>" in broker
+    # Task events reach Flower from the gevent runs workers too: their steps are listed, succeeded.
+    table = httpx.get(f"{info['flower_url']}/tasks/datatable", params={
+        "draw": 1, "start": 0, "length": 100, "search[value]": "assistants.runs.advance",
+        "order[0][column]": 0, "columns[0][data]": "started", "order[0][dir]": "desc"}).json()
+    steps = [t for t in table["data"] if t["name"] == "assistants.runs.advance"]
+    assert any(t["state"] == "SUCCESS" and str(t["worker"]).startswith("runs@") for t in steps), table["data"][:3]
 
     api = httpx.get(info["metrics_url"]).text
     for q in ("runs", "code", "ingest"):
