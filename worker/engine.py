@@ -19,6 +19,8 @@ from shared import events, logs, metrics, wire
 from shared.ids import now
 from shared.models import Message, Run, RunStep
 from shared.runstate import TERMINAL, Effect, Event, Status, transition
+from shared.webhooks import events as webhook_events
+from shared.webhooks import outbox
 from worker import code_tool, model, prompt, retrieval, server_tools, store
 
 log = logging.getLogger("worker.engine")
@@ -100,6 +102,8 @@ class Engine:
             return False
         for k, v in values.items():
             setattr(run, k, v)
+        if (webhook_event := webhook_events.for_run_status(decision.status.value)) is not None:
+            outbox.record(conn, project_id=run.project_id, event_type=webhook_event, data=wire.run(run))
         if decision.status in TERMINAL:
             metrics.RUNS_FINISHED.labels(decision.status.value).inc()
         if Effect.CLOSE_OPEN_STEPS in fx:
