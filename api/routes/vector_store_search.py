@@ -59,26 +59,32 @@ async def search_vector_store(vector_store_id: str, body: VectorStoreSearch, ses
             "has_more": False, "next_page": None}
 
 
-def _content_page(filename: str, blob_key: str) -> Iterator[bytes]:
-    """The page, as JSON produced piece by piece (iterated in a worker thread by the response): the blob is copied
-    to a temporary file and parsed a page or block at a time, so no file is ever held in memory whole."""
-    yield b'{"object":"vector_store.file_content.page","data":['
-    with tempfile.TemporaryDirectory(prefix="content-") as tmp:
-        path = Path(tmp) / "file"
-        with open(path, "wb") as out:
-            for piece in from_settings().read(blob_key):
-                out.write(piece)
+def _download(blob_key: str) -> tempfile.TemporaryDirectory[str]:
+    """The blob, copied to a temporary file chunk by chunk (a read error is a plain error response, not a cut-off
+    page). The directory goes when the page has been sent, or with the response if it never is."""
+    tmp = tempfile.TemporaryDirectory(prefix="content-")
+    with open(Path(tmp.name) / "file", "wb") as out:
+        for piece in from_settings().read(blob_key):
+            out.write(piece)
+    return tmp
+
+
+def _content_page(filename: str, tmp: tempfile.TemporaryDirectory[str]) -> Iterator[bytes]:
+    """The page, as JSON produced piece by piece (iterated in a worker thread by the response): the file is parsed a
+    page or block at a time, so it is never held in memory whole."""
+    with tmp:
+        yield b'{"object":"vector_store.file_content.page","data":['
         first = True
         try:
-            for segment in extract.segments(filename, path):
+            for segment in extract.segments(filename, Path(tmp.name) / "file"):
                 if segment:
                     yield (b"" if first else b",") + json.dumps({"type": "text", "text": segment}).encode()
                     first = False
         except extract.ExtractError:
             pass  # a file file_search cannot read has no parsed content (its vector store file says why)
         except Exception:
-            log.exception("parsing %s for its content failed", blob_key)
-    yield b'],"has_more":false,"next_page":null}'
+            log.exception("parsing %s for its content failed", filename)
+        yield b'],"has_more":false,"next_page":null}'
 
 
 @router.get("/vector_stores/{vector_store_id}/files/{file_id}/content")
@@ -90,4 +96,5 @@ async def vector_store_file_content(vector_store_id: str, file_id: str, session:
     if attached is None:
         raise not_found("vector store file", file_id)
     f = await file_svc.get(session, project_id=project_id, file_id=file_id)
-    return StreamingResponse(_content_page(f.filename, f.blob_key), media_type="application/json")
+    tmp = await anyio.to_thread.run_sync(_download, f.blob_key)
+    return StreamingResponse(_content_page(f.filename, tmp), media_type="application/json")
