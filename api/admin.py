@@ -1,8 +1,10 @@
-"""Operator CLI: projects and API keys.
+"""Operator CLI: projects, API keys and webhook endpoints.
 
     python -m api.admin create-key --project NAME [--name LABEL]   # prints the new sk-… key (shown once)
     python -m api.admin list-keys [--project NAME]
     python -m api.admin revoke-key KEY_ID
+    python -m api.admin create-webhook|list-webhooks|update-webhook|delete-webhook|list-deliveries …
+                                                                  # see api/admin_webhooks.py
 """
 
 import argparse
@@ -10,6 +12,7 @@ import sys
 
 from sqlmodel import Session, select
 
+from api import admin_webhooks
 from api.auth import generate_key
 from shared.db import sync_engine
 from shared.ids import new_id, now
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--project")
     p = sub.add_parser("revoke-key")
     p.add_argument("key_id")
+    admin_webhooks.add_parsers(sub)
     args = parser.parse_args(argv)
     upgrade()
     if args.cmd == "create-key":
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(secret)
         return 0
     with Session(sync_engine()) as session:
+        if args.cmd in admin_webhooks.COMMANDS:
+            return admin_webhooks.run(args, session, _project)
         if args.cmd == "list-keys":
             stmt = select(ApiKey, Project).where(ApiKey.project_id == Project.id)
             if args.project:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api import errors, observability
-from api.routes import assistants, files, runs, threads, vector_stores
+from api.routes import assistants, files, runs, threads, vector_store_search, vector_stores, webhooks
 from shared import logs
 from shared.config import get_settings
 from shared.db import async_engine
@@ -36,7 +36,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     v1 = APIRouter(prefix=observability.API_PREFIX)
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
-    for module in (assistants, runs, threads, files, vector_stores):
+    for module in (assistants, runs, threads, files, vector_stores, vector_store_search, webhooks):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(observability.router)

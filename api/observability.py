@@ -1,6 +1,7 @@
 """The API's side of operations: a metrics/logging ASGI middleware (route-template latency, run/thread ids bound
 to the request's log lines, an optional access log) and GET /metrics, whose gauges — runs by active status,
-queue depth, live sandbox sessions — are read from Postgres and Redis when Prometheus scrapes."""
+queue depth, live sandbox sessions, pending webhook deliveries — are read from Postgres and Redis when Prometheus
+scrapes."""
 
 import logging
 import time
@@ -25,6 +26,10 @@ API_PREFIX = "/v1"
 RUNS = Gauge("assistants_runs", "Runs in each active status (read from Postgres at scrape time).", ["status"])
 QUEUE_DEPTH = Gauge("assistants_queue_depth", "Tasks waiting in each Celery queue (Redis list length).", ["queue"])
 SANDBOX_SESSIONS = Gauge("assistants_sandbox_sessions", "Live code_interpreter sessions (slots held).")
+WEBHOOKS_PENDING = Gauge("assistants_webhook_deliveries_pending",
+                         "Webhook deliveries not yet delivered nor given up (read from Postgres at scrape time).")
+WEBHOOKS_LAG = Gauge("assistants_webhook_delivery_lag_seconds",
+                     "How long the most overdue pending webhook delivery has been due (0: none is late).")
 router = APIRouter(include_in_schema=False)
 
 
@@ -78,9 +83,14 @@ async def _refresh_gauges() -> None:
         async with async_engine().connect() as conn:
             rows = (await conn.execute(text("SELECT status, count(*) FROM run WHERE status = ANY(:s) GROUP BY status"),
                                        {"s": [s.value for s in ACTIVE]})).all()
+            pending, lag = (await conn.execute(text(
+                "SELECT count(*), COALESCE(max(:now - next_attempt_at) FILTER (WHERE next_attempt_at <= :now), 0) "
+                "FROM webhook_delivery WHERE status = 'pending'"), {"now": time.time()})).one()
         counts = {status: n for status, n in rows}
         for s in ACTIVE:
             RUNS.labels(s.value).set(counts.get(s.value, 0))
+        WEBHOOKS_PENDING.set(pending)
+        WEBHOOKS_LAG.set(lag)
     except Exception:
         logging.getLogger("api.metrics").warning("runs gauge not refreshed", exc_info=True)
     try:

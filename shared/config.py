@@ -111,6 +111,26 @@ class Settings(BaseSettings):
     run_events_retention_seconds: int = 300
     sse_keepalive_seconds: float = 15.0
 
+    # Images in user messages reach the model inlined as data: URLs; larger image files are refused at message
+    # creation (and shown to the model as a note, should one get past).
+    image_max_bytes: int = 20 * 1024 * 1024
+
+    # Webhooks. Receivers at loopback, private, link-local (cloud metadata) and other non-public addresses are
+    # refused unless WEBHOOK_ALLOW_PRIVATE_URLS is set (the local cluster sets it) or the address is in
+    # WEBHOOK_ALLOWED_NETWORKS (comma-separated CIDRs, e.g. "10.1.2.0/24"). Checked when an endpoint is saved and
+    # again on every connection (DNS rebinding).
+    webhook_allow_private_urls: bool = False
+    webhook_allowed_networks: str = ""
+    # Seconds between attempts of a failing delivery (comma-separated; then it gives up): about a day in all.
+    webhook_retry_schedule: str = "5,30,120,600,1800,3600,7200,14400,28800,28800"
+    # An endpoint whose deliveries have all failed for this long is disabled (and says why).
+    webhook_disable_after_seconds: float = 3 * 86400.0
+    webhook_timeout_seconds: float = 10.0
+    # The beat looks for deliveries that are due (retries, lost tasks) this often.
+    webhook_sweep_seconds: float = 5.0
+    # Delivered and abandoned events are deleted after this many days.
+    webhook_retention_days: int = 30
+
 
 @lru_cache
 def get_settings() -> Settings:

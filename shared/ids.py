@@ -18,6 +18,8 @@ PREFIXES = {
     "file": "file-",
     "project": "proj_",
     "api_key": "key_",
+    "webhook": "wh_",
+    "event": "evt_",
 }
 
 

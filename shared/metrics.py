@@ -40,3 +40,13 @@ def serve_multiprocess(port: int) -> None:
 def child_exited(pid: int) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+WEBHOOK_ATTEMPTS = Counter("assistants_webhook_attempts_total",
+                           "Webhook delivery attempts by outcome: delivered (2xx), failed (an error answer, a timeout, "
+                           "no connection), refused (the receiver's address is not allowed).", ["outcome"])
+WEBHOOK_ATTEMPT_DURATION = Histogram("assistants_webhook_attempt_duration_seconds",
+                                     "Webhook delivery attempts, from connecting to the receiver's answer.",
+                                     buckets=_FAST)
+WEBHOOK_GAVE_UP = Counter("assistants_webhook_deliveries_abandoned_total",
+                          "Webhook deliveries given up after their last retry.")
+WEBHOOK_ENDPOINTS_DISABLED = Counter("assistants_webhook_endpoints_disabled_total",
+                                     "Webhook endpoints disabled for failing too long.")

@@ -6,7 +6,7 @@ lists: cursor pagination on `seq` stays correct when many rows share a `created_
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Identity, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Identity, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -250,3 +250,63 @@ class RunStep(SQLModel, table=True):
     cancelled_at: int | None = None
     failed_at: int | None = None
     completed_at: int | None = None
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """Where a project's events are POSTed (an extension: OpenAI managed its webhooks in a dashboard)."""
+
+    __tablename__ = "webhook_endpoint"
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    created_at: int
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    events: list[str] | None = _json()  # None: every event type, present and future
+    description: str | None = None
+    meta: dict[str, str] | None = _metadata()
+    status: str = "enabled"  # enabled | disabled
+    disabled_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The Standard Webhooks signing secret, "whsec_<base64>"; kept as is, because every delivery is signed with it.
+    secret: str
+    # Since when every attempt failed (None after a success): an endpoint failing for long is disabled.
+    failing_since: float | None = None
+
+
+class WebhookEvent(SQLModel, table=True):
+    """One thing that happened, written in the transaction that made it happen (the outbox)."""
+
+    __tablename__ = "webhook_event"
+    id: str = Field(primary_key=True)
+    project_id: str = _project_fk()
+    type: str
+    created_at: int = Field(index=True)
+    # The exact body every delivery of this event sends: retries carry the same bytes.
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint: its id is the `webhook-id` every attempt carries."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_endpoint_seq", "endpoint_id", "seq"),
+                      # The beat's question — which deliveries are due? — reads only the pending ones.
+                      Index("ix_webhook_delivery_due", "next_attempt_at", postgresql_where=text("status = 'pending'")))
+    id: str = Field(primary_key=True)
+    seq: int | None = _seq()
+    project_id: str = _project_fk()
+    endpoint_id: str = Field(
+        sa_column=Column(String, ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), nullable=False)
+    )
+    event_id: str = Field(
+        sa_column=Column(String, ForeignKey("webhook_event.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: int
+    status: str = "pending"  # pending | delivered | failed
+    attempts: int = 0  # also the lease's token: an attempt records its outcome only if no later one started
+    next_attempt_at: float
+    lease_until: float | None = None  # an attempt in flight holds the delivery until then
+    task_due_at: float | None = None  # when the task last sent for it is due: the beat leaves it alone until then
+    last_attempt_at: int | None = None
+    last_response_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    delivered_at: int | None = None

@@ -21,6 +21,8 @@ from shared.models import Run, RunStep
 from shared.rows import column_values, from_row
 from shared.rows import table as _table
 from shared.runstate import TERMINAL, Effect, Event, Plan, Status, closed_step_values, plan
+from shared.webhooks import events as webhook_events
+from shared.webhooks import outbox
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,12 @@ def apply(conn: Connection, run: Run, event: Event, **given: Any) -> Applied | N
         return None
     for stmt in alongside:
         conn.execute(stmt)
-    return Applied(from_row(Run, row), p)
+    applied = Applied(from_row(Run, row), p)
+    # Webhook subscribers hear of the change from the same transaction (an outbox: nothing announced rolls back,
+    # nothing committed goes unannounced). Only workers reach the statuses webhooks report.
+    if (kind := webhook_events.for_run_status(applied.status.value)) is not None:
+        outbox.record(conn, project_id=applied.run.project_id, event_type=kind, data=wire.run(applied.run))
+    return applied
 
 
 async def apply_async(conn: AsyncConnection, run: Run, event: Event, **given: Any) -> Applied | None:

@@ -1,4 +1,5 @@
-"""Wire renderings of the objects a run produces — messages, runs and run steps — in either API shape.
+"""Wire renderings of the objects a run produces — messages, runs and run steps — in either API shape, and of the
+vector store files and batches that webhooks report as the API shows them.
 
 Shared by the API (responses) and the workers (streamed events). Events are published in the v2 shape and
 turned into v1 by `event_to_v1` when a v1 client streams.
@@ -6,7 +7,7 @@ turned into v1 by `event_to_v1` when a v1 client streams.
 
 from typing import Any, Literal
 
-from shared.models import Message, Run, RunStep
+from shared.models import Message, Run, RunStep, VectorStoreFile, VectorStoreFileBatch
 
 Version = Literal["v1", "v2"]
 
@@ -108,3 +109,36 @@ def event_data(event: str, data: Any, version: Version) -> Any:
     if obj == "thread.run.step":
         return step_to_v1(data)
     return _public(data)
+
+
+# ---- vector store files and batches (v2 only) -------------------------------------------------------------------
+DEFAULT_CHUNKING: dict[str, Any] = {"type": "static",
+                                    "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
+FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
+
+
+def file_counts(by_status: dict[str, int] | None) -> dict[str, int]:
+    c = {s: (by_status or {}).get(s, 0) for s in FILE_STATUSES}
+    return {**c, "total": sum(c.values())}
+
+
+def vector_store_file(f: VectorStoreFile) -> dict[str, Any]:
+    return {"id": f.file_id, "object": "vector_store.file", "usage_bytes": f.usage_bytes, "created_at": f.created_at,
+            "vector_store_id": f.vector_store_id, "status": f.status, "last_error": f.last_error,
+            "chunking_strategy": f.chunking_strategy or {"type": "static",
+                                                         "static": dict(DEFAULT_CHUNKING["static"])},
+            "attributes": f.attributes or {}}
+
+
+def vector_store_file_batch(b: VectorStoreFileBatch, counts: dict[str, int] | None) -> dict[str, Any]:
+    c = counts if counts is not None and "total" in counts else file_counts(counts)
+    if c["in_progress"]:
+        status = "in_progress"
+    elif b.cancelled:
+        status = "cancelled"
+    elif c["total"] and c["failed"] == c["total"]:
+        status = "failed"
+    else:
+        status = "completed"
+    return {"id": b.id, "object": "vector_store.files_batch", "created_at": b.created_at,
+            "vector_store_id": b.vector_store_id, "status": status, "file_counts": c}

@@ -27,7 +27,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Ite
         "LLM_BASE_URL": model.base_url, "LLM_API_KEY": "test",
         # A brisk beat, so that expiry and lost-step recovery are observed in seconds rather than minutes.
         "RUN_SWEEP_SECONDS": "1", "RUN_STALE_WAITING_SECONDS": "3", "RUN_STALE_RUNNING_SECONDS": "15",
-        "INGEST_STALE_SECONDS": "5"})
+        "INGEST_STALE_SECONDS": "5",
+        # Webhook receivers in the tests listen on loopback, which is allowed; every other private address is
+        # refused as in production. Endpoints failing for 4 s are disabled (the default is 3 days).
+        "WEBHOOK_ALLOW_PRIVATE_URLS": "false", "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "WEBHOOK_DISABLE_AFTER_SECONDS": "4", "WEBHOOK_SWEEP_SECONDS": "2"})
     yield s
     stack_mod.stop(s)
 

@@ -112,6 +112,12 @@ class ScriptedModel:
         with self.lock:
             return [r for r in self.requests if match in _last_user_text(r.get("messages", []))]
 
+    def image_parts(self, match: str) -> list[dict[str, Any]]:
+        """The image parts the model received in the user messages of the requests matching `match`."""
+        return [part for r in self.requests_for(match) for m in r.get("messages", [])
+                if m.get("role") == "user" and isinstance(m.get("content"), list)
+                for part in m["content"] if isinstance(part, dict) and part.get("type") == "image_url"]
+
     def _reply_for(self, body: dict[str, Any]) -> dict[str, Any]:
         text = _last_user_text(body.get("messages", []))
         with self.lock:

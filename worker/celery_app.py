@@ -9,7 +9,7 @@ from worker.queues import Queue
 
 settings = get_settings()
 
-app = Celery("assistants", broker=settings.redis_url, backend=None, include=["worker.tasks"])
+app = Celery("assistants", broker=settings.redis_url, backend=None, include=["worker.tasks", "worker.webhook_tasks"])
 app.conf.update(
     task_queues=[KombuQueue(q.value) for q in Queue],  # type: ignore[no-untyped-call]
     task_default_queue=Queue.RUNS.value,
@@ -29,5 +29,6 @@ app.conf.update(
     beat_schedule={
         "sweep-runs": {"task": "assistants.runs.sweep", "schedule": settings.run_sweep_seconds},
         "maintain-sandboxes": {"task": "assistants.sandbox.maintain", "schedule": 60.0},
+        "sweep-webhooks": {"task": "assistants.webhooks.sweep", "schedule": settings.webhook_sweep_seconds},
     },
 )

@@ -22,6 +22,7 @@ from shared import embeddings
 from shared.blobstore import from_settings
 from shared.config import get_settings
 from shared.db import sync_engine
+from shared.webhooks import outbox
 from worker import chunking, extract
 
 log = logging.getLogger("worker.ingest")
@@ -129,6 +130,8 @@ def _finish(key: dict[str, Any], status: str, error: dict[str, str] | None) -> s
         done = conn.execute(_FINISH, {**key, "status": status, "error": _json(error),
                                       "vector_bytes": get_settings().embeddings_dim * 4}).rowcount
         conn.execute(_STORE_USAGE, key)
+        if done:
+            outbox.vector_store_file_finished(conn, key["vs"], key["f"])  # webhooks, in this transaction
         conn.commit()
     return status if done else "overtaken"
 

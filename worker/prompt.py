@@ -6,28 +6,54 @@ Token counts are estimated (about 4 characters a token): no tokenizer files can 
 the estimate only has to keep the prompt inside the window, with a margin."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shared.models import Message, Run, RunStep
+from worker import vision
+
+Images = Callable[[list[dict[str, Any]], str], list[dict[str, Any]]]
 
 CHARS_PER_TOKEN = 4
 PER_MESSAGE_TOKENS = 4
 
 
+# What an image costs the model, whatever its size in bytes: OpenAI's figures for a low-detail image and for a
+# 1024x1024 one in high detail (the estimate only has to keep the prompt inside the window).
+IMAGE_TOKENS = {"low": 85}
+DEFAULT_IMAGE_TOKENS = 765
+IMAGE_PARTS = ("image_url", "image_file")
+
+
+def _image_tokens(part: dict[str, Any]) -> int:
+    return IMAGE_TOKENS.get((part.get(part["type"]) or {}).get("detail") or "", DEFAULT_IMAGE_TOKENS)
+
+
 def estimate_tokens(message: dict[str, Any]) -> int:
-    return PER_MESSAGE_TOKENS + len(json.dumps(message.get("content") or "", ensure_ascii=False)) // CHARS_PER_TOKEN \
+    content = message.get("content") or ""
+    images = 0
+    if isinstance(content, list):
+        images = sum(_image_tokens(p) for p in content if p.get("type") in IMAGE_PARTS)
+        content = [p for p in content if p.get("type") not in IMAGE_PARTS]
+    return PER_MESSAGE_TOKENS + len(json.dumps(content, ensure_ascii=False)) // CHARS_PER_TOKEN + images \
         + len(json.dumps(message.get("tool_calls") or "")) // CHARS_PER_TOKEN
 
 
 def _content(m: Message) -> Any:
+    """Images reach the model in user messages only (Chat Completions takes none from the assistant): an
+    `image_file` stays a reference until the prompt is fitted (worker/vision.py inlines the kept ones)."""
     parts: list[dict[str, Any]] = []
     for part in m.content:
         kind = part.get("type")
         if kind == "text":
             parts.append({"type": "text", "text": part["text"]["value"]})
-        elif kind == "image_url":
+        elif kind == "image_url" and m.role == "user":
             parts.append({"type": "image_url", "image_url": part["image_url"]})
+        elif kind == "image_file" and m.role == "user":
+            parts.append({"type": "image_file", "image_file": part["image_file"]})
+        elif kind == "image_url":
+            parts.append({"type": "text", "text": f"[image {part['image_url']['url'][:200]}]"})
         elif kind == "image_file":
             parts.append({"type": "text", "text": f"[image file {part['image_file']['file_id']}]"})
     if all(p["type"] == "text" for p in parts):
@@ -89,8 +115,9 @@ class Prompt:
 
 
 def build(run: Run, history: list[Message], steps: list[RunStep], *, window: int,
-          reserve: int) -> Prompt:
-    """history: the thread's messages, oldest first. `reserve`: tokens kept free for the completion."""
+          reserve: int, images: Images = vision.inline) -> Prompt:
+    """history: the thread's messages, oldest first. `reserve`: tokens kept free for the completion. `images`
+    inlines the image files of the messages kept (I/O: blob reads)."""
     budget = window - reserve
     if run.max_prompt_tokens:
         budget = min(budget, run.max_prompt_tokens)
@@ -112,4 +139,5 @@ def build(run: Run, history: list[Message], steps: list[RunStep], *, window: int
     while total > budget and start < len(thread) - 1:
         total -= sizes[start]
         start += 1
-    return Prompt(messages=head + thread[start:] + tail, dropped=skipped + start, tokens=total)
+    return Prompt(messages=head + images(thread[start:], run.project_id) + tail, dropped=skipped + start,
+                  tokens=total)

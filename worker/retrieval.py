@@ -55,20 +55,37 @@ _SCOPE = """FROM chunk c
     WHERE c.vector_store_id = ANY(:stores)"""
 
 
-def search(conn: Connection, project_id: str, store_ids: list[str], query: str, *, limit: int = DEFAULT_RESULTS,
-           mode: Mode = "hybrid", score_threshold: float = 0.0) -> list[Hit]:
-    if not store_ids or not query.strip():
+@dataclass(frozen=True)
+class Where:
+    """An extra condition on the files searched (a SQL fragment over `vsf`, the vector_store_file row, with its own
+    bound parameters): the search endpoint's attribute filters (worker/store_search.py)."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+def search(conn: Connection, project_id: str, store_ids: list[str], query: str | list[str], *,
+           limit: int = DEFAULT_RESULTS, mode: Mode = "hybrid", score_threshold: float = 0.0,
+           where: Where | None = None) -> list[Hit]:
+    """Several queries are searched together: every query's rankings are fused into one, and a chunk's score is
+    its best similarity to any of them."""
+    queries = [q for q in ([query] if isinstance(query, str) else query) if q.strip()]
+    if not store_ids or not queries:
         return []
-    qvec = embeddings.vector_literal(embeddings.get().embed([query])[0])
-    params = {"project_id": project_id, "stores": list(store_ids), "q": qvec, "text": query, "n": CANDIDATES}
+    qvecs = [embeddings.vector_literal(v) for v in embeddings.get().embed(queries)]
+    scope = _SCOPE + (f" AND ({where.sql})" if where else "")
+    base = {"project_id": project_id, "stores": list(store_ids), "n": CANDIDATES, **(where.params if where else {})}
     # How big is the scope? Counted only up to a cap (an index-only scan), so huge stores cost no more.
-    size = conn.execute(text("""SELECT count(*) FROM (SELECT 1 FROM chunk WHERE vector_store_id = ANY(:stores)
-                                LIMIT :cap) s"""), {**params, "cap": SCOPE_COUNT_CAP}).scalar() or 0
+    counted = f"SELECT 1 {scope}" if where else "SELECT 1 FROM chunk WHERE vector_store_id = ANY(:stores)"
+    size = conn.execute(text(f"SELECT count(*) FROM ({counted} LIMIT :cap) s"),
+                        {**base, "cap": SCOPE_COUNT_CAP}).scalar() or 0
     ranked: list[list[int]] = []
-    if mode in ("hybrid", "vector"):
-        ranked.append(_vector_ids(conn, params, size))
-    if mode in ("hybrid", "keyword"):
-        ranked.append(_keyword_ids(conn, params, size))
+    for qvec, q in zip(qvecs, queries, strict=True):
+        params = {**base, "q": qvec, "text": q}
+        if mode in ("hybrid", "vector"):
+            ranked.append(_vector_ids(conn, params, size, scope, where))
+        if mode in ("hybrid", "keyword"):
+            ranked.append(_keyword_ids(conn, params, size, scope))
     fused: dict[int, float] = {}
     for ids in ranked:
         for rank, cid in enumerate(ids):
@@ -76,9 +93,11 @@ def search(conn: Connection, project_id: str, store_ids: list[str], query: str, 
     best = sorted(fused, key=lambda cid: (-fused[cid], cid))[:limit * 3]
     if not best:
         return []
-    rows = conn.execute(text("""
-        SELECT c.id, c.file_id, f.filename, c.text, 1 - (c.embedding <=> CAST(:q AS vector)) AS score
-        FROM chunk c JOIN file f ON f.id = c.file_id WHERE c.id = ANY(:ids)"""), {"q": qvec, "ids": best}).all()
+    similarity = ", ".join(f"1 - (c.embedding <=> CAST(:q{i} AS vector))" for i in range(len(qvecs)))
+    rows = conn.execute(text(f"""
+        SELECT c.id, c.file_id, f.filename, c.text, GREATEST({similarity}) AS score
+        FROM chunk c JOIN file f ON f.id = c.file_id WHERE c.id = ANY(:ids)"""),
+        {"ids": best, **{f"q{i}": v for i, v in enumerate(qvecs)}}).all()
     by_id = {r.id: Hit(r.id, r.file_id, r.filename, r.text, max(0.0, float(r.score))) for r in rows}
     hits = [by_id[cid] for cid in best if cid in by_id and by_id[cid].score >= score_threshold]
     return hits[:limit]
@@ -90,7 +109,7 @@ KEYWORD_ROWS = 5000  # about this many matching chunks are ranked at most (ts_ra
 SCOPE_COUNT_CAP = 200_001
 
 
-def _keyword_ids(conn: Connection, params: dict[str, Any], size: int) -> list[int]:
+def _keyword_ids(conn: Connection, params: dict[str, Any], size: int, scope: str = _SCOPE) -> list[int]:
     """Full-text candidates: chunks matching any of the query's distinctive terms, best ts_rank_cd first.
 
     Postgres ranks without document frequencies, so a term that is everywhere in these files ("station", "part
@@ -99,7 +118,7 @@ def _keyword_ids(conn: Connection, params: dict[str, Any], size: int) -> list[in
     weighting would discount them. In large scopes the rarest terms come first, and terms are added while the
     chunks they match stay within KEYWORD_ROWS, which bounds the ranking's cost."""
     terms = conn.execute(text(f"""
-        WITH scope AS MATERIALIZED (SELECT c.tsv {_SCOPE} LIMIT :sample),
+        WITH scope AS MATERIALIZED (SELECT c.tsv {scope} LIMIT :sample),
              terms AS (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector('english', :text))) AS lexeme)
         SELECT t.lexeme, (SELECT count(*) FROM scope s WHERE s.tsv @@ to_tsquery('simple', quote_literal(t.lexeme))),
                (SELECT count(*) FROM scope)
@@ -121,25 +140,29 @@ def _keyword_ids(conn: Connection, params: dict[str, Any], size: int) -> list[in
         return []
     query = " | ".join("'" + lexeme.replace("'", "''") + "'" for lexeme in keep)
     return [r[0] for r in conn.execute(text(f"""
-        SELECT c.id {_SCOPE} AND c.tsv @@ to_tsquery('simple', :query)
+        SELECT c.id {scope} AND c.tsv @@ to_tsquery('simple', :query)
         ORDER BY ts_rank_cd(c.tsv, to_tsquery('simple', :query)) DESC, c.id LIMIT :n"""),
         {**params, "query": query})]
 
 
-def _vector_ids(conn: Connection, params: dict[str, Any], size: int) -> list[int]:
+def _vector_ids(conn: Connection, params: dict[str, Any], size: int, scope: str = _SCOPE,
+                where: Where | None = None) -> list[int]:
     if size <= EXACT_SCAN_LIMIT:
         # Materialised first, so the planner cannot take the HNSW index and filter its (few) results afterwards.
-        sql = f"""WITH s AS MATERIALIZED (SELECT c.id, c.embedding {_SCOPE})
+        sql = f"""WITH s AS MATERIALIZED (SELECT c.id, c.embedding {scope})
                   SELECT id FROM s ORDER BY embedding <=> CAST(:q AS vector), id LIMIT :n"""
         return [r[0] for r in conn.execute(text(sql), params)]
     # Large scopes: the HNSW index, on the chunk table alone (a join would keep the planner from using it), with
-    # iterative scans continuing until enough rows of these stores are found; the scope is checked afterwards.
+    # iterative scans continuing until enough rows of these stores (and files passing the filter) are found; the
+    # scope is checked afterwards.
     conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     conn.execute(text("SET LOCAL hnsw.ef_search = 100"))
-    nearest = [r[0] for r in conn.execute(text("""
-        SELECT id FROM chunk WHERE vector_store_id = ANY(:stores)
+    filtered = "" if where is None else f"""AND EXISTS (SELECT 1 FROM vector_store_file vsf
+        WHERE vsf.vector_store_id = chunk.vector_store_id AND vsf.file_id = chunk.file_id AND ({where.sql}))"""
+    nearest = [r[0] for r in conn.execute(text(f"""
+        SELECT id FROM chunk WHERE vector_store_id = ANY(:stores) {filtered}
         ORDER BY embedding <=> CAST(:q AS vector) LIMIT :n"""), params)]
-    allowed = {r[0] for r in conn.execute(text(f"SELECT c.id {_SCOPE} AND c.id = ANY(:ids)"),
+    allowed = {r[0] for r in conn.execute(text(f"SELECT c.id {scope} AND c.id = ANY(:ids)"),
                                           {**params, "ids": nearest})}
     return [cid for cid in nearest if cid in allowed]
 
@@ -169,6 +192,18 @@ def indexing(conn: Connection, store_ids: list[str]) -> int:
 
 def has_search(tools: list[dict[str, Any]]) -> bool:
     return any(t.get("type") in ("file_search", "retrieval") for t in tools)
+
+
+def touch(conn: Connection, project_id: str, store_ids: list[str]) -> None:
+    """Use keeps a store alive: its expiry (anchored at last_active_at) moves on."""
+    conn.execute(text("""
+        UPDATE vector_store SET last_active_at = CAST(extract(epoch FROM now()) AS integer),
+            expires_at = CASE WHEN expires_after IS NULL THEN NULL
+                              ELSE CAST(extract(epoch FROM now()) AS integer) + (expires_after->>'days')::int * 86400
+                         END
+        WHERE id = ANY(:stores) AND project_id = :project_id
+          AND (expires_at IS NULL OR expires_at > extract(epoch FROM now()))"""),
+                 {"stores": store_ids, "project_id": project_id})
 
 
 # ---- the tool ------------------------------------------------------------------------------------------------
@@ -206,15 +241,7 @@ def run_call(conn: Connection, call: dict[str, Any], *, project_id: str, store_i
     """Search for the call's query; the call comes back with its results (public) and what the model reads and
     the reply's citations resolve against (private)."""
     limit, threshold = options(tools)
-    # Use keeps a store alive: its expiry (anchored at last_active_at) moves on.
-    conn.execute(text("""
-        UPDATE vector_store SET last_active_at = CAST(extract(epoch FROM now()) AS integer),
-            expires_at = CASE WHEN expires_after IS NULL THEN NULL
-                              ELSE CAST(extract(epoch FROM now()) AS integer) + (expires_after->>'days')::int * 86400
-                         END
-        WHERE id = ANY(:stores) AND project_id = :project_id
-          AND (expires_at IS NULL OR expires_at > extract(epoch FROM now()))"""),
-                 {"stores": store_ids, "project_id": project_id})
+    touch(conn, project_id, store_ids)
     hits = search(conn, project_id, store_ids, query_of(call.get("_arguments", "")), limit=limit,
                   score_threshold=threshold)
     sources = []

@@ -92,3 +92,21 @@ class FileBatchCreate(Request):
 
 def dump(strategy: ChunkingStrategy | None) -> dict[str, Any] | None:
     return strategy.model_dump(exclude_none=True) if strategy else None
+
+
+class SearchRankingOptions(Request):
+    # One ranker here (hybrid: vectors and full text fused by reciprocal rank); the spec's names are accepted.
+    ranker: Literal["none", "auto", "default-2024-11-15"] | None = None
+    score_threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = None
+
+
+SearchQuery = Annotated[str, Field(max_length=4096)]
+
+
+class VectorStoreSearch(Request):
+    query: SearchQuery | Annotated[list[SearchQuery], Field(max_length=20)]
+    # Comparison and compound filters, validated (with precise params) where they are compiled to SQL.
+    filters: dict[str, Any] | None = None
+    max_num_results: Annotated[StrictInt, Field(ge=1, le=50)] = 10
+    ranking_options: SearchRankingOptions | None = None
+    rewrite_query: StrictBool = False

@@ -9,6 +9,7 @@ from api.deps import Version
 from api.errors import APIError, not_found
 from api.schemas.threads import MessageCreate, ThreadCreate, ThreadUpdate
 from api.services import files as file_svc
+from api.services import images as image_svc
 from api.services import vector_stores as vs_svc
 from api.shapes import V1_ONLY, V2_ONLY, check_fields
 from shared import wire
@@ -98,10 +99,7 @@ async def add_message(session: AsyncSession, *, thread: Thread, body: MessageCre
         where = f"{prefix}attachments"
     await file_svc.require_usable(session, project_id=thread.project_id,
                                   file_ids=[a["file_id"] for a in attachments], param=where)
-    image_ids = [] if isinstance(body.content, str) else [
-        p.image_file.file_id for p in body.content if p.type == "image_file" and p.image_file is not None]
-    await file_svc.require_usable(session, project_id=thread.project_id, file_ids=image_ids,
-                                  param=f"{prefix}content")
+    await image_svc.require(session, project_id=thread.project_id, content=body.content, prefix=prefix)
     await vs_svc.attach_to_thread(session, thread=thread, file_ids=[
         a["file_id"] for a in attachments if any(t.get("type") in ("file_search", "retrieval") for t in a["tools"])])
     m = Message(id=new_id("message"), project_id=thread.project_id, thread_id=thread.id, created_at=now(),

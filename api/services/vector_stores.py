@@ -13,6 +13,7 @@ from api import dispatch
 from api.errors import APIError, not_found
 from api.schemas.common import FileSearchResources
 from api.services import files as file_svc
+from shared import wire
 from shared.ids import new_id, now
 from shared.models import Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
 
@@ -189,20 +190,8 @@ def render(vs: VectorStore, file_counts: dict[str, int] | None) -> dict[str, Any
 
 
 def render_file(f: VectorStoreFile) -> dict[str, Any]:
-    return {"id": f.file_id, "object": "vector_store.file", "usage_bytes": f.usage_bytes, "created_at": f.created_at,
-            "vector_store_id": f.vector_store_id, "status": f.status, "last_error": f.last_error,
-            "chunking_strategy": f.chunking_strategy or strategy(None), "attributes": f.attributes or {}}
+    return wire.vector_store_file(f)
 
 
 def render_batch(b: VectorStoreFileBatch, file_counts: dict[str, int] | None) -> dict[str, Any]:
-    c = file_counts or _empty_counts()
-    if c["in_progress"]:
-        status = "in_progress"
-    elif b.cancelled:
-        status = "cancelled"
-    elif c["total"] and c["failed"] == c["total"]:
-        status = "failed"
-    else:
-        status = "completed"
-    return {"id": b.id, "object": "vector_store.files_batch", "created_at": b.created_at,
-            "vector_store_id": b.vector_store_id, "status": status, "file_counts": c}
+    return wire.vector_store_file_batch(b, file_counts)

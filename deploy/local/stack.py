@@ -141,6 +141,7 @@ def up(args: argparse.Namespace) -> dict[str, object]:
         SANDBOX_NAMESPACE=_namespace(state),
         PYTHONUNBUFFERED="1",
     )
+    env.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "true")  # a local stack's receivers are local too
     (state / "redis").mkdir(exist_ok=True)
     pids["redis"] = _spawn("redis", ["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
                                      "--dir", str(state / "redis"), "--save", "",
@@ -159,6 +160,10 @@ def up(args: argparse.Namespace) -> dict[str, object]:
     pids["ingest-worker"] = _spawn("ingest-worker", _supervised("ingest-worker", [
         str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E", "-Q", "ingest", "-c", "1",
         "-n", f"ingest@{socket.gethostname()}", "--loglevel", "INFO"], state), state, env)
+    # Webhook deliveries on their own queue.
+    pids["webhook-worker"] = _spawn("webhook-worker", _supervised("webhook-worker", [
+        str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E", "-Q", "webhooks", "-c", "2",
+        "-n", f"webhooks@{socket.gethostname()}", "--loglevel", "INFO"], state), state, env)
     # Exactly one beat: it expires overdue runs and re-enqueues lost steps.
     pids["beat"] = _spawn("beat", _supervised("beat", [
         str(VENV_BIN / "celery"), "-A", "worker.celery_app", "beat", "-s", str(state / "celerybeat-schedule"),

@@ -211,10 +211,10 @@ def test_flower_and_metrics_answer(cluster: Cluster) -> None:
     info = cluster.info
     assert httpx.get(f"{info['flower_url']}/healthcheck").text == "OK"
     dashboard = httpx.get(f"{info['flower_url']}/workers").text
-    for queue in ("runs@", "code@", "ingest@"):
+    for queue in ("runs@", "code@", "ingest@", "webhooks@"):
         assert queue in dashboard
     broker = httpx.get(f"{info['flower_url']}/broker").text  # every queue with its depth
-    for queue in ("runs", "code", "ingest"):
+    for queue in ("runs", "code", "ingest", "webhooks"):
         assert f"<td>{queue}</td>" in broker
     # Task events reach Flower from the gevent runs workers too: their steps are listed, succeeded.
     table = httpx.get(f"{info['flower_url']}/tasks/datatable", params={
@@ -224,7 +224,7 @@ def test_flower_and_metrics_answer(cluster: Cluster) -> None:
     assert any(t["state"] == "SUCCESS" and str(t["worker"]).startswith("runs@") for t in steps), table["data"][:3]
 
     api = httpx.get(info["metrics_url"]).text
-    for q in ("runs", "code", "ingest"):
+    for q in ("runs", "code", "ingest", "webhooks"):
         assert sample(api, "assistants_queue_depth", queue=q) is not None
     assert (sample(api, "assistants_http_request_duration_seconds_count", method="POST",
                    route="/v1/threads/{thread_id}/runs", status="200") or 0) >= 1

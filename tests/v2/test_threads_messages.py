@@ -55,7 +55,8 @@ def test_empty_thread(client: openai.OpenAI) -> None:
 
 def test_messages(client: openai.OpenAI, text_file: str) -> None:
     t = client.beta.threads.create()
-    image = client.files.create(file=("chart.png", io.BytesIO(b"\x89PNG fake")), purpose="vision")
+    # Image parts must name image files: the PNG signature, then (here) nothing the test needs.
+    image = client.files.create(file=("chart.png", io.BytesIO(b"\x89PNG\r\n\x1a\n fake")), purpose="vision")
     m = client.beta.threads.messages.create(
         t.id, role="user",
         content=[{"type": "text", "text": "What is in this image?"},
