@@ -49,9 +49,12 @@ async def _started(run: Run, version: VersionDep, stream: bool | None, replayed:
 
 @router.post("/threads/{thread_id}/runs", response_model=None)
 async def create_run(thread_id: str, body: RunCreate, session: SessionDep, project_id: ProjectDep,
-                     version: VersionDep) -> dict[str, Any] | StreamingResponse:
+                     version: VersionDep,
+                     x_stainless_retry_count: Annotated[int, Header()] = 0) -> dict[str, Any] | StreamingResponse:
+    # The official SDKs say when a request is their retry (after a timeout or a 5xx whose answer was lost): such
+    # a retry of the create that made the thread's active run gets that run, not "already has an active run".
     run, replayed = await svc.create(session, project_id=project_id, thread_id=thread_id, body=body,
-                                     version=version)
+                                     version=version, retry=x_stainless_retry_count > 0)
     await session.commit()
     return await _started(run, version, body.stream, replayed)
 

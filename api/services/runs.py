@@ -88,15 +88,15 @@ def request_hash(thread_id: str, body: RunCreate | ThreadAndRunCreate, version: 
 
 
 async def create(session: AsyncSession, *, project_id: str, thread_id: str, body: RunCreate | ThreadAndRunCreate,
-                 version: Version) -> tuple[Run, bool]:
+                 version: Version, retry: bool = False) -> tuple[Run, bool]:
     """Insert a queued run (the caller commits, then publishes and enqueues). Returns (run, True) instead when
-    this request is a retry of the one that created the thread's active run a moment ago."""
+    this request is a client's `retry` of the one that created the thread's active run a moment ago."""
     if version == "v1" and body.model_fields_set & V2_ONLY_RUN_FIELDS:
         name = sorted(body.model_fields_set & V2_ONLY_RUN_FIELDS)[0]
         raise APIError(400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
     digest = request_hash(thread_id, body, version)
     active = await lock_thread(session, project_id=project_id, thread_id=thread_id)
-    if active.active_run is not None and active.request_hash == digest \
+    if retry and active.active_run is not None and active.request_hash == digest \
             and active.created_at >= now() - RETRY_WINDOW_SECONDS:
         return await get(session, thread=Thread(id=thread_id, project_id=project_id, created_at=0),
                          run_id=active.active_run), True

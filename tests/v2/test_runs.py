@@ -143,6 +143,24 @@ def test_one_active_run_per_thread(client: openai.OpenAI, model: ScriptedModel, 
     client.beta.threads.messages.create(thread.id, role="user", content="now it is fine")
 
 
+def test_a_clients_retry_of_a_create_gets_the_same_run(stack: Stack, model: ScriptedModel, assistant: str) -> None:
+    """The SDKs retry a POST whose answer was lost (a timeout, a 503) and say so (`x-stainless-retry-count`): the
+    retry gets the run its first attempt made. A second create that is not a retry is refused as before."""
+    word = tag()
+    model.script(word, {"text": "slow", "delay": 3})
+    headers = {"Authorization": f"Bearer {stack.api_key}", "OpenAI-Beta": "assistants=v2"}
+    with httpx.Client(base_url=stack.base_url, headers=headers, timeout=30) as http:
+        thread = http.post("/threads", json={"messages": [{"role": "user", "content": word}]}).json()
+        body = {"assistant_id": assistant, "metadata": {"attempt": "same"}}
+        first = http.post(f"/threads/{thread['id']}/runs", json=body, headers={"x-stainless-retry-count": "0"})
+        retried = http.post(f"/threads/{thread['id']}/runs", json=body, headers={"x-stainless-retry-count": "1"})
+        assert first.status_code == retried.status_code == 200 and retried.json()["id"] == first.json()["id"]
+        other = http.post(f"/threads/{thread['id']}/runs", json={**body, "metadata": {"attempt": "other"}},
+                          headers={"x-stainless-retry-count": "1"})
+        assert other.status_code == 400 and "already has an active run" in other.json()["error"]["message"]
+        assert len(http.get(f"/threads/{thread['id']}/runs").json()["data"]) == 1
+
+
 def test_concurrent_creates_exactly_one_wins(stack: Stack, client: openai.OpenAI, model: ScriptedModel,
                                              assistant: str) -> None:
     word = tag()
