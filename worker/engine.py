@@ -232,6 +232,10 @@ class _LiveStep:
         self.announced_tools = False
         # Server-side calls streamed so far: call index -> characters of its code sent (0 for a search).
         self.streamed: dict[int, int] = {}
+        # Function calls announced so far, by call index: a call's id and name go in its first delta only (the
+        # SDKs concatenate string fields of deltas), and an empty first piece, as OpenAI's models send, makes
+        # "the piece is all the arguments so far" true of the second piece too.
+        self.announced_functions: set[int] = set()
         self._last_check = 0.0
         self._last_beat = time.monotonic()
         self.created = now()
@@ -292,7 +296,8 @@ class _LiveStep:
         else:
             fn: dict[str, Any] = {"arguments": piece}
             entry.update(type="function", function=fn)
-            if piece == call.arguments:  # first piece of this call: say who it is
+            if index not in self.announced_functions:  # first piece of this call: say who it is
+                self.announced_functions.add(index)
                 entry["id"] = call.id
                 fn.update(name=call.name, output=None)
         sid = step_id("step_", self.run.id, self.seq, "tool_calls")
@@ -308,6 +313,7 @@ class _LiveStep:
         """A retry starts the answer over: clients get the opening events again, which resets what they hold."""
         self.announced_message = self.announced_tools = False
         self.streamed.clear()
+        self.announced_functions.clear()
 
     def should_stop(self) -> bool:
         t = time.monotonic()

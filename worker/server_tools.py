@@ -112,6 +112,7 @@ def execute(engine: Any, run_id: str, seq: int, *, may_wait: bool = False) -> bo
                         calls[i] = retrieval.run_call(conn, call, project_id=run.project_id, store_ids=stores,
                                                       turn=step.engine_seq, tools=run.tools)
                         conn.commit()
+                    _publish_outputs(engine, run_id, step.id, i, calls[i])
         finally:
             if runner is not None and not busy:
                 runner.close()
@@ -120,11 +121,17 @@ def execute(engine: Any, run_id: str, seq: int, *, may_wait: bool = False) -> bo
 
 
 def _publish_outputs(engine: Any, run_id: str, step_id: str, index: int, call: dict[str, Any]) -> None:
-    """Streaming clients see each code call's outputs as soon as it has run (the step completes after the last)."""
-    outs = [{"index": j, **o} for j, o in enumerate(call["code_interpreter"]["outputs"])]
+    """Streaming clients see each call's outputs as soon as it has run (the step completes after the last): a code
+    call's outputs, a search's ranking options and results, so what the SDK accumulates equals the stored step.
+    List entries carry an `index`, which is how the SDK merges lists in deltas."""
+    kind = call["type"]
+    if kind == "code_interpreter":
+        body = {"outputs": [{"index": j, **o} for j, o in enumerate(call["code_interpreter"]["outputs"])]}
+    else:
+        found = call["file_search"]
+        body = {**found, "results": [{"index": j, **r} for j, r in enumerate(found.get("results") or [])]}
     engine.publish(run_id, [("thread.run.step.delta", {"id": step_id, "object": "thread.run.step.delta", "delta": {
-        "step_details": {"type": "tool_calls", "tool_calls": [
-            {"index": index, "type": "code_interpreter", "code_interpreter": {"outputs": outs}}]}}})])
+        "step_details": {"type": "tool_calls", "tool_calls": [{"index": index, "type": kind, kind: body}]}}})])
 
 
 @contextmanager
