@@ -88,4 +88,6 @@ def sync_client() -> "redis.Redis[bytes]":
 
 
 def async_client() -> "aioredis.Redis[bytes]":
-    return aioredis.Redis.from_url(get_settings().redis_url)
+    # No read timeout: streams block in XREAD for up to read()'s idle_timeout, and redis-py 8 otherwise ends any
+    # read after 5 s (a stream then broke whenever a run was silent that long: a slow model, long code).
+    return aioredis.Redis.from_url(get_settings().redis_url, socket_timeout=None)
