@@ -82,13 +82,26 @@ def step(s: RunStep, version: Version = "v2") -> dict[str, Any]:
     return step_to_v1(out) if version == "v1" else out
 
 
-def step_to_v1(d: dict[str, Any]) -> dict[str, Any]:
-    details = d.get("step_details") or {}
+def _calls_to_v1(details: dict[str, Any]) -> dict[str, Any]:
+    """v1 knew a search as `retrieval`, with nothing to show: a call (or a delta of one) keeps its index and id."""
     if details.get("type") != "tool_calls":
+        return details
+    calls = [{**{k: c[k] for k in ("index", "id") if k in c}, "type": "retrieval", "retrieval": {}}
+             if c.get("type") == "file_search" else c for c in details.get("tool_calls", [])]
+    return {**details, "tool_calls": calls}
+
+
+def step_to_v1(d: dict[str, Any]) -> dict[str, Any]:
+    if "step_details" not in d:
         return d
-    calls = [{"id": c["id"], "type": "retrieval", "retrieval": {}} if c.get("type") == "file_search" else c
-             for c in details.get("tool_calls", [])]
-    return {**d, "step_details": {**details, "tool_calls": calls}}
+    return {**d, "step_details": _calls_to_v1(d["step_details"])}
+
+
+def step_delta_to_v1(d: dict[str, Any]) -> dict[str, Any]:
+    delta = d.get("delta") or {}
+    if "step_details" not in delta:
+        return d
+    return {**d, "delta": {**delta, "step_details": _calls_to_v1(delta["step_details"])}}
 
 
 def _public(d: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +121,8 @@ def event_data(event: str, data: Any, version: Version) -> Any:
         return message_to_v1(data)
     if obj == "thread.run.step":
         return step_to_v1(data)
+    if obj == "thread.run.step.delta":
+        return step_delta_to_v1(_public(data))
     return _public(data)
 
 

@@ -11,7 +11,9 @@ Reply forms: {"text": str}, {"tool_calls": [{"name", "arguments"}]}, {"error": s
 {"finish_reason": "length", "text": str}; a text may hold {cite:N} (see _cite); any of them may add "delay"
 (seconds before answering), "ttft" (seconds between the response's headers and its first token, as a real model
 thinks), "chunk_delay" (seconds between streamed chunks), "arg_chunk" (characters per streamed piece of tool call
-arguments; default: two halves). Unscripted prompts get "You said: <last user message>".
+arguments; default: two halves), "empty_first_piece" (open each call with `arguments: ""` beside its id and name,
+as OpenAI's models do, the pieces following), "interleave_calls" (stream parallel calls' pieces in turns rather
+than one call after the other). Unscripted prompts get "You said: <last user message>".
 
 Like a real model: `ScriptedModel(ttft=0.5, tokens_per_second=50, words=150)` answers every unscripted prompt
 with `words` words, the first after `ttft` seconds, then at that rate (the benchmark's realistic model).
@@ -19,6 +21,7 @@ Every request body is kept, for assertions on what the model was sent. POST /v1/
 bags of words, EMBEDDING_DIM dimensions), for tests of a remote embedder.
 """
 
+import itertools
 import json
 import re
 import threading
@@ -216,16 +219,22 @@ def _chunks(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]
     for i, word in enumerate(words if reply.get("text") else []):
         piece = word if i == 0 else " " + word
         out.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+    per_call: list[list[dict[str, Any]]] = []
     for i, call in enumerate(_calls(reply)):
         args = call["arguments"]
         size = int(reply.get("arg_chunk") or (len(args) + 1) // 2 or 1)
-        pieces = [args[j:j + size] for j in range(0, len(args), size)] or [""]
-        out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": i, "id": call["id"], "type": "function",
-             "function": {"name": call["name"], "arguments": pieces[0]}}]}, "finish_reason": None}]})
-        for piece in pieces[1:]:
-            out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
-                {"index": i, "function": {"arguments": piece}}]}, "finish_reason": None}]})
+        pieces = [args[j:j + size] for j in range(0, len(args), size)]
+        if reply.get("empty_first_piece") or not pieces:
+            pieces.insert(0, "")
+        per_call.append([{"index": i, "id": call["id"], "type": "function",
+                          "function": {"name": call["name"], "arguments": pieces[0]}},
+                         *({"index": i, "function": {"arguments": p}} for p in pieces[1:])])
+    if reply.get("interleave_calls"):
+        deltas = [d for turn in itertools.zip_longest(*per_call) for d in turn if d is not None]
+    else:
+        deltas = [d for call_deltas in per_call for d in call_deltas]
+    for d in deltas:
+        out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [d]}, "finish_reason": None}]})
     finish = reply.get("finish_reason") or ("tool_calls" if reply.get("tool_calls") else "stop")
     out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     if (body.get("stream_options") or {}).get("include_usage"):

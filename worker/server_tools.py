@@ -67,6 +67,7 @@ def execute(run_id: str, seq: int, *, may_wait: bool = False) -> bool:
                     with store.begin() as conn:
                         calls[i] = retrieval.run_call(conn, call, project_id=run.project_id, store_ids=stores,
                                                       turn=step.engine_seq, tools=run.tools)
+                    _publish_outputs(run_id, step.id, i, calls[i])
         finally:
             if runner is not None and not busy:
                 runner.close()
@@ -89,9 +90,16 @@ def decide(run: Run, step: RunStep, calls: list[dict[str, Any]], at: int) -> Out
 
 
 def _publish_outputs(run_id: str, step_id: str, index: int, call: dict[str, Any]) -> None:
-    """Streaming clients see each code call's outputs as soon as it has run (the step completes after the last)."""
-    outs = [{"index": j, **o} for j, o in enumerate(call["code_interpreter"]["outputs"])]
+    """Streaming clients see each call's outputs as soon as it has run (the step completes after the last): a code
+    call's outputs, a search's ranking options and results, so what the SDK accumulates equals the stored step.
+    List entries carry an `index`, which is how the SDK merges lists in deltas."""
+    kind = call["type"]
+    if kind == "code_interpreter":
+        body = {"outputs": [{"index": j, **o} for j, o in enumerate(call["code_interpreter"]["outputs"])]}
+    else:
+        found = call["file_search"]
+        body = {**found, "results": [{"index": j, **r} for j, r in enumerate(found.get("results") or [])]}
+    entry = {"index": index, "type": kind, kind: body}
     events.publish(events.shared_client(), run_id, [("thread.run.step.delta", {
-        "id": step_id, "object": "thread.run.step.delta", "delta": {"step_details": {"type": "tool_calls",
-                                                                                    "tool_calls": [
-            {"index": index, "type": "code_interpreter", "code_interpreter": {"outputs": outs}}]}}})])
+        "id": step_id, "object": "thread.run.step.delta",
+        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [entry]}}})])

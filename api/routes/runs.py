@@ -64,7 +64,8 @@ async def create_thread_and_run(body: ThreadAndRunCreate, session: SessionDep, p
                                 version: VersionDep) -> dict[str, Any] | StreamingResponse:
     thread_body = body.thread or ThreadCreate()
     if body.tool_resources is not None:
-        thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})
+        thread_body = thread_body.model_copy(update={
+            "tool_resources": body.tool_resources.over(thread_body.tool_resources)})
     t = await thread_svc.create(session, project_id=project_id, body=thread_body, version=version)
     run, _ = await svc.create(session, project_id=project_id, thread_id=t.id, body=body, version=version)
     await session.commit()

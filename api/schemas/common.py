@@ -112,6 +112,12 @@ class FileSearchResources(Request):
     vector_store_ids: Annotated[list[str], Field(max_length=1)] | None = None
     vector_stores: Annotated[list[VectorStoreHelper], Field(max_length=1)] | None = None
 
+    @property
+    def names_stores(self) -> bool:
+        """An update changes only what it names: `file_search: {}` names no stores and leaves them as they are
+        (the spec's `vector_store_ids` "overrides" and has no default); `vector_store_ids: []` detaches them."""
+        return self.vector_store_ids is not None or self.vector_stores is not None
+
     @model_validator(mode="after")
     def _one_of(self) -> "FileSearchResources":
         if self.vector_store_ids and self.vector_stores:
@@ -123,3 +129,15 @@ class FileSearchResources(Request):
 class ToolResources(Request):
     code_interpreter: CodeInterpreterResources | None = None
     file_search: FileSearchResources | None = None
+
+    def over(self, base: "ToolResources | None") -> "ToolResources":
+        """These resources on top of `base`, tool by tool: what this names replaces `base`'s, the rest stays
+        (create-thread-and-run's own tool_resources beside its thread's)."""
+        if base is None:
+            return self
+        named: dict[str, Any] = {}
+        if self.code_interpreter is not None:
+            named["code_interpreter"] = self.code_interpreter
+        if self.file_search is not None and self.file_search.names_stores:
+            named["file_search"] = self.file_search
+        return base.model_copy(update=named)

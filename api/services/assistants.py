@@ -3,7 +3,8 @@
 Files: the assistant's own files (`AssistantFile`) are v1's `file_ids` and v2's
 tool_resources.code_interpreter.file_ids. For v1 `retrieval` the same files are mirrored into an automatic
 vector store, which is what v2 shows under tool_resources.file_search — so an assistant made with one SDK
-reads correctly with the other.
+reads correctly with the other. Only v1 requests mirror: in v2, code_interpreter files and file_search stores
+are separate resources, and a v2 request never creates, fills or replaces a store it did not name.
 """
 
 from typing import Any
@@ -91,14 +92,20 @@ async def _apply(session: AsyncSession, a: Assistant, fields: dict[str, Any], bo
     tr = fields.get("tool_resources")
     if tr is not None:
         if tr.code_interpreter is not None:
+            before = set(await file_ids(session, assistant_id=a.id))
             await _set_files(session, a, tr.code_interpreter.file_ids,
                              "tool_resources.code_interpreter.file_ids")
-        if tr.file_search is not None:
+            if set(tr.code_interpreter.file_ids) != before:
+                # v2 changed the code files: a store mirroring v1's files keeps what it holds (it is file_search's,
+                # which this request did not name) and stops following them.
+                a.auto_vector_store_id = None
+        if tr.file_search is not None and tr.file_search.names_stores:
             a.vector_store_ids = await vs_svc.resolve(session, project_id=a.project_id, fs=tr.file_search,
                                                       param="tool_resources.file_search")
             if a.auto_vector_store_id not in a.vector_store_ids:
                 a.auto_vector_store_id = None  # v2 took file_search over: stop mirroring into the old store
-    await sync_retrieval_store(session, a)
+    if version == "v1":
+        await sync_retrieval_store(session, a)
 
 
 async def create(session: AsyncSession, *, project_id: str, body: AssistantCreate, version: Version) -> Assistant:

@@ -45,7 +45,7 @@ async def _apply_resources(session: AsyncSession, t: Thread, body: ThreadCreate 
         await file_svc.require_usable(session, project_id=t.project_id, file_ids=ids,
                                       param="tool_resources.code_interpreter.file_ids")
         t.code_interpreter_file_ids = ids
-    if tr.file_search is not None:
+    if tr.file_search is not None and tr.file_search.names_stores:
         t.vector_store_ids = await vs_svc.resolve(session, project_id=t.project_id, fs=tr.file_search,
                                                   param="tool_resources.file_search")
 

@@ -4,6 +4,7 @@ and the same objects read back in the v2 shape."""
 import hashlib
 import io
 import os
+import uuid
 
 import httpx
 import openai
@@ -48,6 +49,46 @@ def test_assistant_with_files(client: openai.OpenAI, stack: Stack) -> None:
     assert deleted.deleted and deleted.object == "assistant.deleted"
     with pytest.raises(openai.NotFoundError):
         client.beta.assistants.retrieve(a.id)
+
+
+def test_v1_files_stay_mirrored_and_v2_updates_leave_the_store_alone(stack: Stack) -> None:
+    """v1 requests (file_ids, assistant files) keep mirroring an assistant's files into its store; a v2 update
+    naming only other resources leaves store and mirroring as they are, and one changing the code_interpreter
+    files leaves what the store holds (file_search's, which it did not name) and ends the mirroring."""
+    key = stack.new_key(f"mirror-{uuid.uuid4().hex[:8]}")  # a project of its own: its store list is exact
+    client = openai.OpenAI(base_url=stack.base_url, api_key=key)
+    v2 = httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {key}",
+                                                        "OpenAI-Beta": "assistants=v2"})
+    f1, f2, f3 = (upload(client, f"m{i}.md", f"# note {i}".encode()) for i in range(3))
+    a = client.beta.assistants.create(model="gpt-4", tools=[{"type": "retrieval"}, {"type": "code_interpreter"}],
+                                      file_ids=[f1])
+    [vs] = v2.get(f"/assistants/{a.id}").json()["tool_resources"]["file_search"]["vector_store_ids"]
+
+    def in_store() -> set[str]:
+        return {f["id"] for f in v2.get(f"/vector_stores/{vs}/files").json()["data"]}
+
+    def v2_update(body: dict[str, object]) -> dict[str, object]:
+        r = v2.post(f"/assistants/{a.id}", json=body)
+        r.raise_for_status()
+        return dict(r.json()["tool_resources"])
+
+    assert in_store() == {f1}
+    client.beta.assistants.files.create(a.id, file_id=f2)
+    assert in_store() == {f1, f2}
+    client.beta.assistants.update(a.id, file_ids=[f2])
+    assert in_store() == {f2}
+
+    assert v2_update({"tool_resources": {"file_search": {}}, "name": "renamed"}) == {
+        "code_interpreter": {"file_ids": [f2]}, "file_search": {"vector_store_ids": [vs]}}
+    client.beta.assistants.update(a.id, file_ids=[f1, f2])
+    assert in_store() == {f1, f2}  # still mirrored
+
+    resources = v2_update({"tool_resources": {"code_interpreter": {"file_ids": [f1, f2, f3]}}})
+    assert resources["file_search"] == {"vector_store_ids": [vs]}
+    assert set(resources["code_interpreter"]["file_ids"]) == {f1, f2, f3}  # type: ignore[index]
+    assert in_store() == {f1, f2}
+    assert set(client.beta.assistants.retrieve(a.id).file_ids) == {f1, f2, f3}
+    assert [s["id"] for s in v2.get("/vector_stores").json()["data"]] == [vs]  # and no other store was made
 
 
 def test_retrieval_only_assistant_in_v2(client: openai.OpenAI, stack: Stack) -> None:

@@ -1,9 +1,12 @@
 """Assistants through the current SDK (assistants=v2)."""
 
 import io
+import uuid
 
 import openai
 import pytest
+
+from tests.stack import Stack
 
 
 def test_create_retrieve_update_delete(client: openai.OpenAI) -> None:
@@ -73,6 +76,60 @@ def test_tool_resources(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         client.beta.assistants.create(model="gpt-4o", tool_resources={"file_search": {"vector_store_ids": ["vs_x"]}})
     assert err.value.body["param"] == "tool_resources.file_search.vector_store_ids"
+
+
+def test_code_interpreter_files_never_touch_file_search(stack: Stack) -> None:
+    """In v2, code_interpreter files and file_search stores are separate resources: no request creates, fills or
+    replaces a vector store it did not name, and an update changes only the tools its tool_resources name
+    (`file_search: {}` names no stores: the spec's vector_store_ids "overrides" and has no default)."""
+    client = openai.OpenAI(base_url=stack.base_url, api_key=stack.new_key(f"resources-{uuid.uuid4().hex[:8]}"))
+
+    def upload(name: str, data: bytes) -> str:
+        return client.files.create(file=(name, io.BytesIO(data)), purpose="assistants").id
+
+    handbook = upload("handbook.md", b"# Handbook\nCoolant pressure stays between 40 and 45 bar.\n")
+    csv, more = upload("data.csv", b"x,y\n1,2\n"), upload("more.csv", b"a\n3\n")
+    store = client.vector_stores.create(name="handbook", file_ids=[handbook])
+    both = [{"type": "code_interpreter"}, {"type": "file_search"}]
+    a = client.beta.assistants.create(model="gpt-4o", tools=both,
+                                      tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+
+    def resources(x: object) -> tuple[list[str] | None, list[str] | None]:
+        tr = x.tool_resources  # type: ignore[attr-defined]
+        return (tr.code_interpreter.file_ids if tr.code_interpreter else None,
+                tr.file_search.vector_store_ids if tr.file_search else None)
+
+    # The issue's update, then code_interpreter alone, then other fields: the handbook store stays attached.
+    a = client.beta.assistants.update(a.id, tool_resources={"file_search": {}, "code_interpreter": {"file_ids": [csv]}})
+    assert resources(a) == ([csv], [store.id])
+    a = client.beta.assistants.update(a.id, tool_resources={"code_interpreter": {"file_ids": [csv, more]}})
+    assert resources(a) == ([csv, more], [store.id])
+    a = client.beta.assistants.update(a.id, tools=[*both, {"type": "function", "function": {"name": "f"}}], name="n")
+    assert resources(a) == ([csv, more], [store.id])
+    assert client.beta.assistants.retrieve(a.id).model_dump() == a.model_dump()
+
+    # Naming file_search changes it: [] detaches the store, ids attach one; the code files stay.
+    a = client.beta.assistants.update(a.id, tool_resources={"file_search": {"vector_store_ids": []}})
+    assert resources(a) == ([csv, more], None)
+    a = client.beta.assistants.update(a.id, tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+    assert resources(a) == ([csv, more], [store.id])
+
+    # Created with both tools and only code files (with or without an empty file_search), or given file_search
+    # later: no store.
+    b = client.beta.assistants.create(model="gpt-4o", tools=both,
+                                      tool_resources={"code_interpreter": {"file_ids": [csv]}})
+    assert resources(b) == ([csv], None)
+    c = client.beta.assistants.create(model="gpt-4o", tools=both,
+                                      tool_resources={"file_search": {}, "code_interpreter": {"file_ids": [csv]}})
+    assert resources(c) == ([csv], None)
+    d = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}],
+                                      tool_resources={"code_interpreter": {"file_ids": [csv]}})
+    d = client.beta.assistants.update(d.id, tools=both)
+    assert resources(d) == ([csv], None)
+
+    # No store appeared, and the handbook's holds only the handbook.
+    assert [s.id for s in client.vector_stores.list()] == [store.id]
+    assert [f.id for f in client.vector_stores.files.list(store.id)] == [handbook]
 
 
 def test_v1_only_input_is_rejected_in_v2(client: openai.OpenAI) -> None:

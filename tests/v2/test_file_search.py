@@ -164,6 +164,38 @@ def test_answer_cites_the_file_it_came_from(client: openai.OpenAI, model: Script
     assert told["role"] == "tool" and "helium-3" in told["content"].split("【", 2)[1]  # the best excerpt first
 
 
+def test_code_files_added_later_leave_the_handbook_searchable(client: openai.OpenAI, model: ScriptedModel) -> None:
+    """The issue's case, end to end: an assistant searching its handbook is given a CSV for code_interpreter (as
+    a framework sends it, with an empty file_search beside it); its searches still read the handbook, not the
+    CSV, and its code sees the CSV."""
+    word = f"fs{uuid.uuid4().hex[:10]}"
+    reactor = upload(client, "reactor.md", REACTOR)
+    csv = upload(client, "pressures.csv", "reading,bar\ncoolant,99\n")
+    assistant = client.beta.assistants.create(
+        model="gpt-4o", tools=[{"type": "file_search"}, {"type": "code_interpreter"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [reactor]}]}})
+    [store] = assistant.tool_resources.file_search.vector_store_ids
+    assistant = client.beta.assistants.update(assistant.id, tool_resources={
+        "file_search": {}, "code_interpreter": {"file_ids": [csv]}})
+    assert assistant.tool_resources.file_search.vector_store_ids == [store]
+    assert client.vector_stores.files.poll(reactor, vector_store_id=store, poll_interval_ms=100).status == "completed"
+    listing = "import os\nprint(sorted(os.listdir('/mnt/data')))"
+    model.script(word, {"tool_calls": [  # the search last: {cite:N} reads the last tool output
+        {"name": "code_interpreter", "arguments": json.dumps({"code": listing})},
+        {"name": "file_search", "arguments": json.dumps({"query": "coolant pressure"})},
+    ]}, {"text": "Between 40 and 45 bar{cite:0}."})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"Coolant pressure? {word}"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=100, timeout=120)
+    assert run.status == "completed", run.last_error
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    code, search = steps[0].step_details.tool_calls
+    assert {r["file_id"] for r in search.model_dump()["file_search"]["results"]} == {reactor}
+    assert code.code_interpreter.outputs[0].logs == "['pressures.csv']\n"
+    [message] = [m for m in client.beta.threads.messages.list(thread.id).data if m.role == "assistant"]
+    assert [a.file_citation.file_id for a in message.content[0].text.annotations] == [reactor]
+
+
 def test_attachments_make_a_thread_store_and_deleting_a_file_removes_it(client: openai.OpenAI,
                                                                         model: ScriptedModel) -> None:
     word = f"fs{uuid.uuid4().hex[:10]}"
@@ -263,12 +295,18 @@ def test_streamed_run_shows_the_search_call_and_the_cited_answer(client: openai.
     model.script(word, search_call("coolant pressure range"), {"text": "Between 40 and 45 bar{cite:0}."})
     thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
     created: list[str] = []
+    found: list[str] = []
     with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
         for event in stream:
             if event.event == "thread.run.step.delta" and event.data.delta.step_details is not None:
                 details = event.data.delta.step_details
-                created += [c.type for c in getattr(details, "tool_calls", None) or []]
+                for c in getattr(details, "tool_calls", None) or []:
+                    if c.id:
+                        created.append(c.type)
+                    else:  # then its results, once searched
+                        found += [r["file_id"] for r in c.model_dump()["file_search"].get("results") or []]
         final = stream.get_final_messages()
     assert created == ["file_search"]  # announced once, while the model was still writing its call
+    assert found and set(found) == {reactor}
     [note] = final[-1].content[0].text.annotations
     assert note.type == "file_citation" and note.file_citation.file_id == reactor

@@ -103,3 +103,17 @@ def test_raw_sse_format_and_resume(stack: Stack, client: openai.OpenAI, model: S
     with httpx.stream("GET", resume, headers={**headers, "Last-Event-ID": frames[2]["id"]}, timeout=30) as r:
         rest = [line.removeprefix("event: ") for line in r.iter_lines() if line.startswith("event: ")]
     assert rest == [f["event"] for f in frames[3:]]
+
+
+def test_a_stream_outlives_a_silent_model(client: openai.OpenAI, model: ScriptedModel) -> None:
+    """Nothing happens for a while (a slow model, long code, a sandbox starting under load): the stream waits
+    rather than breaking. (redis-py's asyncio client times reads out after 5 s by default, blocking ones too.)"""
+    word = tag()
+    model.script(word, {"text": "Worth the wait.", "delay": 7})
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        stream.until_done()
+        final = stream.get_final_run()
+        messages = stream.get_final_messages()
+    assert final.status == "completed" and messages[0].content[0].text.value == "Worth the wait."

@@ -48,6 +48,48 @@ def test_thread_lifecycle(client: openai.OpenAI, text_file: str) -> None:
         client.beta.threads.messages.retrieve(msgs[0].id, thread_id=t.id)
 
 
+def test_thread_tool_resources_change_only_what_they_name(client: openai.OpenAI, text_file: str) -> None:
+    """`file_search: {}` names no stores (the thread keeps its own, or the one its attachments made), and code
+    files never make one; create-thread-and-run's own tool_resources add to the thread's rather than replace."""
+    store = client.vector_stores.create(name="thread store")
+
+    def resources(x: object) -> tuple[list[str] | None, list[str] | None]:
+        tr = x.tool_resources  # type: ignore[attr-defined]
+        return (tr.code_interpreter.file_ids if tr.code_interpreter else None,
+                tr.file_search.vector_store_ids if tr.file_search else None)
+
+    t = client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": [store.id]},
+                                                   "code_interpreter": {"file_ids": [text_file]}})
+    t = client.beta.threads.update(t.id, tool_resources={"file_search": {}, "code_interpreter": {"file_ids": []}})
+    assert resources(t) == (None, [store.id])
+    t = client.beta.threads.update(t.id, tool_resources={"code_interpreter": {"file_ids": [text_file]}})
+    assert resources(t) == ([text_file], [store.id])
+    t = client.beta.threads.update(t.id, tool_resources={"file_search": {"vector_store_ids": []}})
+    assert resources(t) == ([text_file], None)
+    assert client.beta.threads.retrieve(t.id).model_dump() == t.model_dump()
+
+    made = client.beta.threads.create(tool_resources={"file_search": {}, "code_interpreter": {"file_ids": [text_file]}})
+    assert resources(made) == ([text_file], None)
+
+    attached = client.beta.threads.create(messages=[{"role": "user", "content": "notes", "attachments": [
+        {"file_id": text_file, "tools": [{"type": "file_search"}]}]}])
+    [auto] = attached.tool_resources.file_search.vector_store_ids
+    attached = client.beta.threads.update(attached.id, tool_resources={
+        "file_search": {}, "code_interpreter": {"file_ids": [text_file]}})
+    assert resources(attached) == ([text_file], [auto])
+
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"},
+                                                                     {"type": "file_search"}])
+    run = client.beta.threads.create_and_run(
+        assistant_id=assistant.id, thread={"tool_resources": {"file_search": {"vector_store_ids": [store.id]}}},
+        tool_resources={"code_interpreter": {"file_ids": [text_file]}})
+    assert resources(client.beta.threads.retrieve(run.thread_id)) == ([text_file], [store.id])
+    run = client.beta.threads.create_and_run(
+        assistant_id=assistant.id, thread={"tool_resources": {"file_search": {"vector_store_ids": [store.id]}}},
+        tool_resources={"file_search": {}})
+    assert resources(client.beta.threads.retrieve(run.thread_id)) == (None, [store.id])
+
+
 def test_empty_thread(client: openai.OpenAI) -> None:
     t = client.beta.threads.create()
     assert t.metadata == {} and client.beta.threads.messages.list(t.id).data == []
