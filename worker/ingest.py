@@ -13,8 +13,11 @@ work on a file is divided into tasks, and every task goes to the back of the one
 2. embedding, in slices of about INGEST_SLICE_SECONDS (at least one batch of 16 chunks): each slice writes its
    batches and, if chunks remain, enqueues the next slice behind whatever was queued meanwhile. Files in flight
    thus take turns a slice each, and a small file (one slice) waits for at most the slice being worked on and
-   the other files queued before it, never for a large file to finish. Most files are a single part and take
-   one task; nothing is spooled for them.
+   the other files queued before it, never for a large file to finish. Most files take one task and are not
+   spooled: their chunks stay in memory unless the first slice runs out of time.
+Reading is not sliced (a parser cannot be paused): it is what the bounds are for, a bomb failing in well under a
+second and 5M tokens taking ~15 s on 2 cores. Fairness is per file in flight, not per project: a tenant with many
+files queued gets a turn for each (run more ingest workers, or weigh projects, if that matters).
 The worker's memory is bounded whatever the input: the reader's by its limit, the worker's own by the streaming
 chunker (segments of at most 64K characters) and one part of chunks at a time.
 
@@ -22,8 +25,9 @@ Safe to repeat and to kill: a task carries the file's `attempt` (and a continuat
 Postgres advisory lock on (store, file), and writes chunks batch by batch, each batch in one transaction. A task
 that reads the file first removes what an interrupted attempt left; a slice carries on after the last batch
 written (the highest position in the index), so a slice killed midway is redelivered and resumes, and a step
-already done by another task (a duplicate, or the beat's nudge) is stale. Search reads only `completed` files,
-so a half-written file is never seen.
+already done by another task is stale. The beat's nudge of a file being sliced only enqueues its current step
+again (a continuation lost between recording a step and enqueueing the next is thus recovered), so nudges never
+multiply the work. Search reads only `completed` files, so a half-written file is never seen.
 """
 
 import contextlib
@@ -49,6 +53,7 @@ from worker.ingest_limits import Limits
 log = logging.getLogger("worker.ingest")
 
 BATCH = 16  # chunks embedded and written together (~2 s of the local model: how often a slice checks the time)
+BUSY_RETRY_SECONDS = 2.0
 
 
 _LOAD = text("""
@@ -85,6 +90,7 @@ class Outcome:
 
     status: str  # completed, failed, continue, stale, busy, overtaken
     next_step: int | None = None
+    delay: float = 0.0  # seconds before the next step may run
 
 
 def ingest(vector_store_id: str, file_id: str, attempt: int, *, step: int | None = None,
@@ -95,7 +101,9 @@ def ingest(vector_store_id: str, file_id: str, attempt: int, *, step: int | None
     with sync_engine().connect() as lock_conn:
         if not lock_conn.execute(text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"),
                                  {"k": f"ingest:{vector_store_id}:{file_id}"}).scalar():
-            return Outcome("busy")  # another task is on it (a redelivery racing the original, a nudge)
+            # Another task is on it (a redelivery racing the original, a nudge). A continuation tries again
+            # shortly rather than vanish: if the other task is doing the same step, it will then be stale.
+            return Outcome("busy", step, BUSY_RETRY_SECONDS) if step is not None else Outcome("busy")
         try:
             return _ingest_locked(key, step, last_try)
         finally:
@@ -126,7 +134,12 @@ def _ingest_locked(key: dict[str, Any], step: int | None, last_try: bool) -> Out
             first, manifest = _read(key, row.filename, row.blob_key, size, overlap, limits, started)
             if manifest.chunks == 0:
                 raise extract.ExtractError("invalid_file", "No text could be extracted from the file.")
-        elif step is not None and step != manifest.step:
+        elif step is None:
+            # A nudge (or a duplicate of the first task) for a file being sliced: it does no work itself, which
+            # would race the file's own next slice, but enqueues that slice again in case it was lost; of the
+            # two, whichever runs first takes the step and the other is stale.
+            return Outcome("continue", manifest.step)
+        elif step != manifest.step:
             return Outcome("stale")  # another task took this step
         return _slice(key, manifest, first, size - overlap, limits, started)
     except extract.ExtractError as e:
@@ -170,16 +183,17 @@ def _slice(key: dict[str, Any], manifest: spool.Manifest, first: list[chunking.C
         done = int(conn.execute(_WRITTEN, key).scalar_one())
     windows = _Windows(stride)
     stream = spool.chunks(key, manifest, done, first)
-    unspooled = manifest.parts <= 1  # a one-part file is only in memory: done in this task (a part is 2 batches)
     while done < manifest.chunks and (batch := list(islice(stream, BATCH))):
         if not _write(key, batch, windows):
             spool.drop(key)
             return Outcome("overtaken")  # cancelled, detached or re-queued meanwhile
         done += len(batch)
-        if time.monotonic() - started >= limits.slice_seconds and not unspooled:
+        if time.monotonic() - started >= limits.slice_seconds:
             break
     if done >= manifest.chunks:
         return _finish(key, "completed", None)
+    if manifest.parts == 1 and first is not None:
+        spool.spill(key, first, manifest)  # a one-part file was only in memory: the next slice reads it back
     manifest.spent += time.monotonic() - started
     ingest_limits.check_work(manifest.spent, limits)
     manifest.step += 1

@@ -18,6 +18,8 @@ def ingest_file(self: Task, vector_store_id: str, file_id: str, attempt: int, st
     except Exception as e:
         raise self.retry(exc=e, countdown=5) from e
     if outcome.next_step is not None:
-        # After the step is recorded (a crash in between leaves the file to the beat's nudge, which takes any step).
-        ingest_file.apply_async(args=[vector_store_id, file_id, attempt], kwargs={"step": outcome.next_step})
+        # After the step is recorded (a crash in between leaves the file to the beat's nudge, which enqueues the
+        # recorded step again).
+        ingest_file.apply_async(args=[vector_store_id, file_id, attempt], kwargs={"step": outcome.next_step},
+                                countdown=outcome.delay or None)
     return outcome.status

@@ -2,8 +2,9 @@
 any ingest worker: the chunks (text and token ids) in parts of PART in the blob store (shared by every worker),
 and a small manifest in Redis (how many chunks and parts, which slice is next, the work spent so far).
 
-A file whose chunks fit in one part never touches the store: its only part stays in memory and is embedded by
-the task that read it. The spool of an attempt is removed when the file is finished or found stale.
+A file whose chunks fit in one part does not touch the store unless its first slice runs out of time: its only
+part stays in memory and is embedded by the task that read it. The spool of an attempt is removed when the file
+is finished or found stale.
 Losing the manifest (a Redis flush) costs only time: the next task finds none and reads the file again.
 """
 
@@ -21,7 +22,7 @@ from shared.blobstore import BlobStore
 from shared.blobstore import from_settings as blob_store
 from worker.chunking import Chunk
 
-PART = 32  # chunks per part (~250 KB compressed)
+PART = 128  # chunks per part (~0.5 MB compressed, ~5 MB in memory): few enough store writes, small enough to hold
 TTL = 2 * 86400  # seconds a manifest outlives its last slice (a slice normally follows within seconds)
 
 
@@ -87,13 +88,7 @@ class Writer:
         self.count += 1
 
     def _flush(self) -> None:
-        writer = _store().writer(_part_key(self.key, self.written))
-        try:
-            writer.write(encode(self.current))
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
+        _write_part(self.key, self.written, self.current)
         self.written += 1
         self.current = []
 
@@ -109,6 +104,22 @@ class Writer:
     def discard(self) -> None:
         for n in range(self.written):
             _store().delete(_part_key(self.key, n))
+
+
+def spill(key: dict[str, Any], only: list[Chunk], manifest: Manifest) -> None:
+    """Spool a one-part file after all (its first slice ran out of time): its part, then its manifest."""
+    _write_part(key, 0, only)
+    save(key, manifest)
+
+
+def _write_part(key: dict[str, Any], n: int, chunks: list[Chunk]) -> None:
+    writer = _store().writer(_part_key(key, n))
+    try:
+        writer.write(encode(chunks))
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def chunks(key: dict[str, Any], manifest: Manifest, start: int, first: list[Chunk] | None) -> Iterator[Chunk]:
