@@ -111,9 +111,10 @@ def test_a_hostile_file_fails_fast_with_a_reason(own: stack_mod.Stack, tenant_a:
 @pytest.mark.timeout(900)
 def test_a_small_file_of_another_tenant_passes_a_big_file_and_hostile_ones(
         own: stack_mod.Stack, tenant_a: openai.OpenAI, tenant_b: openai.OpenAI, worker_peak: int) -> None:
-    """Tenant A's big file (~1.5M tokens, minutes of embedding in slices) and bombs are queued; tenant B's
-    small file, queued after them, completes within seconds while A's big file is still being indexed — which
-    then completes with exactly the chunks a single pass makes, and leaves no spool behind."""
+    """Tenant A's big file (~1.5M tokens, a minute or more of embedding in slices) and bombs are queued; tenant
+    B's small file, queued after them (and a 30-byte file of A's), completes within seconds while A's big file is
+    still being indexed — which then completes with exactly the chunks a single pass makes, and leaves no spool
+    behind."""
     from worker import chunking
 
     big_body = hostile_files.tokens_text(1_500_000, seed=11)
@@ -134,9 +135,12 @@ def test_a_small_file_of_another_tenant_passes_a_big_file_and_hostile_ones(
     store_b = tenant_b.vector_stores.create(name="b")
     small = add(tenant_b, store_b.id, "small.md", b"Tenant B's note: the ferry leaves at noon.\n")
     started = time.monotonic()
+    # The issue's 30-byte file, in the same store as the big file and the bombs, passes them too.
+    tiny = add(tenant_a, store_a.id, "tiny.txt", b"Thirty bytes of plain text ok\n")
     f = wait(tenant_b, store_b.id, small, 60)
     took = time.monotonic() - started
     assert f.status == "completed", f.last_error
+    assert wait(tenant_a, store_a.id, tiny, 60).status == "completed"
     assert tenant_a.vector_stores.files.retrieve(big, vector_store_id=store_a.id).status == "in_progress", \
         "the big file finished first: it did not take long enough to show anything passing it"
     assert took < 30, f"the small file took {took:.0f} s behind the big one"
@@ -155,4 +159,5 @@ def test_a_small_file_of_another_tenant_passes_a_big_file_and_hostile_ones(
         time.sleep(0.2)
     [child] = own.children("ingest-worker")
     grown = peak_rss(child) - worker_peak
+    print(f"ingest worker peak memory: {worker_peak / MB:.0f} MB after a first file, +{grown / MB:.0f} MB since")
     assert grown < 64 * MB, f"the ingest worker's peak memory grew by {grown / MB:.0f} MB"
