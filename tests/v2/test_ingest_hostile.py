@@ -99,6 +99,7 @@ def test_a_hostile_file_fails_fast_with_a_reason(own: stack_mod.Stack, tenant_a:
     took = time.monotonic() - started
     assert f.status == "failed" and f.last_error is not None, f
     assert f.last_error.code == "invalid_file" and reason in f.last_error.message, f.last_error
+    print(f"\n{name} ({len(body) / MB:.1f} MB) failed in {took:.1f} s: {f.last_error.message}")
     # Seconds, not minutes (the bomb once kept the worker busy for 4+ minutes with no end in sight); the bound
     # is generous for a loaded 2-core machine: reading 5M tokens to know they are too many takes ~15 s there.
     assert took < (90 if name == "huge.txt" else 30), f"{name} took {took:.0f} s to fail"
