@@ -185,14 +185,24 @@ def _pdf(path: Path, limits: Limits) -> Iterator[str]:
                 yield text + "\n"
     except ExtractError:
         raise
-    except LimitReachedError as e:
-        raise ExtractError("invalid_file", f"The PDF is over a safety limit: {e}") from e
     except RecursionError as e:
         raise ExtractError("invalid_file", "The PDF's objects are nested too deeply to be read.") from e
     except MemoryError:
         raise
-    except Exception as e:  # a damaged PDF makes pypdf raise almost anything
+    except Exception as e:  # a damaged PDF makes pypdf raise almost anything, a limit's error wrapped in others
+        limit = next((c for c in _chain(e) if isinstance(c, LimitReachedError)), None)
+        if limit is not None and "decompress" in str(limit):
+            raise ExtractError("invalid_file", f"A compressed stream in the PDF expands to more than "
+                                               f"{limits.max_expanded_mb} MB.") from e
+        if limit is not None:
+            raise ExtractError("invalid_file", f"The PDF is over a safety limit: {limit}") from e
         raise ExtractError("invalid_file", f"The PDF could not be read: {e}") from e
+
+
+def _chain(e: BaseException | None) -> Iterator[BaseException]:
+    while e is not None:
+        yield e
+        e = e.__cause__ or e.__context__
 
 
 # ---- Office Open XML (.docx, .pptx): zip packages of XML parts ------------------------------------------------

@@ -73,9 +73,9 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
     # The upload: 1.5 MB whose word/document.xml expands to 440 MB.
     "bomb.docx": (lambda: hostile_files.docx_bomb(440), "as in a zip bomb"),
     # A page whose content stream inflates to 1 GB.
-    "inflating.pdf": (lambda: hostile_files.pdf_inflating(1024), "Limit reached while decompressing"),
+    "inflating.pdf": (lambda: hostile_files.pdf_inflating(1024), "stream in the PDF expands to more than 128 MB"),
     "pages.pdf": (lambda: hostile_files.pdf_many_pages(50_000), "50,000 pages"),
-    "objects.pdf": (lambda: hostile_files.pdf_many_objects(5_000_000), "XRef stream entry limit"),
+    "objects.pdf": (lambda: hostile_files.pdf_many_objects(5_000_000), "safety limit: Maximum XRef stream entry"),
     # ~15 MB of plain text: more tokens than OpenAI's 5M per file.
     "huge.txt": (lambda: hostile_files.tokens_text(5_200_000), "more than 5,000,000 tokens"),
 }
