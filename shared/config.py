@@ -48,6 +48,23 @@ class Settings(BaseSettings):
     run_stale_running_seconds: float = 30.0
     # A vector store file still in progress this long after it was added is enqueued again (its task may be lost).
     ingest_stale_seconds: float = 600.0
+    # What one file may cost ingestion (worker/ingest_limits.py); a file over a bound ends `failed` with
+    # `invalid_file` and the reason. Tokens are the chunker's (OpenAI capped file_search files at 5M tokens).
+    ingest_max_file_tokens: int = 5_000_000
+    # The most a document may expand to when decompressed: the parts read from a .docx/.pptx in all, and any one
+    # stream of a PDF; and the most any part read may expand per compressed byte (zip bombs: 1000x and more).
+    ingest_max_expanded_mb: int = 128
+    ingest_max_compression_ratio: float = 100.0
+    ingest_max_archive_members: int = 10_000
+    ingest_max_pdf_pages: int = 10_000
+    ingest_max_pdf_objects: int = 2_000_000
+    # Reading a file (parsing and tokenizing, before any embedding) happens in a child process with this much
+    # memory, within this many seconds; all the work on one file (reading and embedding) within INGEST_FILE_SECONDS.
+    ingest_read_seconds: float = 120.0
+    ingest_read_memory_mb: int = 1024
+    ingest_file_seconds: float = 3600.0
+    # Embedding is done in slices of about this long, each its own task: other files pass between two slices.
+    ingest_slice_seconds: float = 5.0
 
     # code_interpreter sandboxes (Docker; DOCKER_HOST points the workers at the engine, which may be remote).
     sandbox_image: str = "assistants-sandbox:latest"

@@ -23,8 +23,9 @@ from shared.dispatch import Task as Named
 from shared.events import shared_client
 from shared.ids import now
 from shared.models import Run, VectorStoreFile
-from worker import code_tool, engine, ingest, server_tools
+from worker import code_tool, engine, server_tools
 from worker.celery_app import app
+from worker.ingest_tasks import ingest_file  # the ingest queue's task (the sweep nudges it)
 from worker.queues import Queue
 
 log = logging.getLogger("worker.tasks")
@@ -78,16 +79,6 @@ def execute_search(self: Task, run_id: str, step_seq: int) -> None:
     """Run the file_search calls of run `run_id`'s open tool step (if the run is still at `step_seq`)."""
     with retried_on_blips(self):
         server_tools.execute(run_id, step_seq)
-
-
-@app.task(name=Named.INGEST.value, queue=Queue.INGEST.value, acks_late=True, reject_on_worker_lost=True,
-          bind=True, max_retries=3, soft_time_limit=3300, time_limit=3500)
-def ingest_file(self: Task, vector_store_id: str, file_id: str, attempt: int) -> str:
-    """Extract, chunk, embed and index one vector store file (stale attempts are no-ops)."""
-    try:
-        return ingest.ingest(vector_store_id, file_id, attempt, last_try=self.request.retries >= 3)
-    except Exception as e:
-        raise self.retry(exc=e, countdown=5) from e
 
 
 @worker_ready.connect

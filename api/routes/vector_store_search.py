@@ -5,6 +5,7 @@ content is its text as ingestion parses it (worker/extract.py), streamed page by
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from api.schemas.vector_stores import VectorStoreSearch
 from api.services import files as file_svc
 from api.services import vector_stores as svc
 from shared.blobstore import from_settings
+from shared.config import get_settings
 from shared.db import sync_engine
 from shared.models import VectorStoreFile
-from worker import extract, retrieval, store_search
+from worker import extract, ingest_limits, reader, retrieval, store_search
 
 router = APIRouter(tags=["vector_stores"])
 log = logging.getLogger("api.vector_store_search")
@@ -76,7 +78,11 @@ def _content_page(filename: str, tmp: tempfile.TemporaryDirectory[str]) -> Itera
         yield b'{"object":"vector_store.file_content.page","data":['
         first = True
         try:
-            for segment in extract.segments(filename, Path(tmp.name) / "file"):
+            # Parsed in a child process with the ingestion's bounds (memory, time, zip and PDF bombs): a hostile
+            # file costs the API no more than it costs an ingest worker.
+            limits = ingest_limits.from_settings()
+            for segment in reader.segments(filename, Path(tmp.name) / "file", limits,
+                                           time.monotonic() + get_settings().ingest_read_seconds):
                 if segment:
                     yield (b"" if first else b",") + json.dumps({"type": "text", "text": segment}).encode()
                     first = False

@@ -237,9 +237,10 @@ def test_search_never_crosses_projects(client: openai.OpenAI, other_client: open
         other_client.vector_stores.retrieve(vs.id)
 
 
-def test_ingest_worker_killed_midway_retries_the_file_whole(stack: Stack, client: openai.OpenAI) -> None:
-    """SIGKILL the ingest worker's process while it writes chunks: the task is redelivered, the file starts over
-    and ends with exactly the chunks a clean run makes — none lost, none twice."""
+@pytest.mark.timeout(600)  # the local model under a loaded machine
+def test_ingest_worker_killed_midway_ends_with_exactly_the_right_chunks(stack: Stack, client: openai.OpenAI) -> None:
+    """SIGKILL the ingest worker's process while it writes chunks: the task is redelivered, the file carries on
+    from its last batch written and ends with exactly the chunks a clean run makes — none lost, none twice."""
     from sqlalchemy import create_engine, text
 
     from worker import chunking
@@ -251,9 +252,9 @@ def test_ingest_worker_killed_midway_retries_the_file_whole(stack: Stack, client
     vs = client.vector_stores.create(name="killed", file_ids=[big])
     engine = create_engine(stack.env["DATABASE_URL"])
     count = text("SELECT count(*), count(DISTINCT position) FROM chunk WHERE vector_store_id = :vs")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # the local model's first batch: seconds, unless the machine is loaded
     with engine.connect() as conn:
-        while conn.execute(count, {"vs": vs.id}).one()[0] < 32:  # a first batch is written
+        while conn.execute(count, {"vs": vs.id}).one()[0] < 16:  # a first batch is written
             assert time.monotonic() < deadline, "ingestion did not start"
             conn.rollback()
             time.sleep(0.05)

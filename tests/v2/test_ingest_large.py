@@ -23,7 +23,9 @@ MB = 1 << 20
 def remote(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[stack_mod.Stack]:
     s = stack_mod.start(tmp_path_factory.mktemp("remote-embeddings"), {
         "LLM_BASE_URL": model.base_url, "LLM_API_KEY": "test", "EMBEDDINGS_BASE_URL": model.base_url,
-        "EMBEDDINGS_MODEL": "scripted-embedder", "EMBEDDINGS_DIM": str(EMBEDDING_DIM)})
+        "EMBEDDINGS_MODEL": "scripted-embedder", "EMBEDDINGS_DIM": str(EMBEDDING_DIM),
+        # 12 MB of these made-up words is ~6M of the model's tokens, over the default cap per file.
+        "INGEST_MAX_FILE_TOKENS": "20000000"})
     yield s
     stack_mod.stop(s)
 
