@@ -27,7 +27,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Ite
         "LLM_BASE_URL": model.base_url, "LLM_API_KEY": "test",
         # A brisk beat, so that expiry and lost-step recovery are observed in seconds rather than minutes.
         "RUN_SWEEP_SECONDS": "1", "RUN_STALE_WAITING_SECONDS": "3", "RUN_STALE_RUNNING_SECONDS": "15",
-        "INGEST_STALE_SECONDS": "5"})
+        "INGEST_STALE_SECONDS": "5",
+        # Runs wait for files still being indexed (60 s by default): on a loaded machine the local embedder can
+        # need longer than that for the tests' files. The bound itself is tested on a stack of its own.
+        "FILE_SEARCH_WAIT_SECONDS": "300"})
     yield s
     stack_mod.stop(s)
 
