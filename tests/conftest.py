@@ -31,7 +31,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Ite
         # Webhook receivers in the tests listen on loopback, which is allowed; every other private address is
         # refused as in production. Endpoints failing for 4 s are disabled (the default is 3 days).
         "WEBHOOK_ALLOW_PRIVATE_URLS": "false", "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "WEBHOOK_DISABLE_AFTER_SECONDS": "4", "WEBHOOK_SWEEP_SECONDS": "2"})
+        "WEBHOOK_DISABLE_AFTER_SECONDS": "4", "WEBHOOK_SWEEP_SECONDS": "2",
+        # Runs wait for files still being indexed (60 s by default): on a loaded machine the local embedder can
+        # need longer than that for the tests' files. The bound itself is tested on a stack of its own.
+        "FILE_SEARCH_WAIT_SECONDS": "300"})
     yield s
     stack_mod.stop(s)
 

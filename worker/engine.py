@@ -69,9 +69,8 @@ def control_event(run: Run, at: int) -> Event | None:
     return None
 
 
-def advance(run_id: str, seq: int, waiting_since: float | None = None) -> None:
-    """Take `run_id` one step further if it is still at `seq`. `waiting_since`: when this step began waiting
-    for its files to be indexed (it re-enqueues itself meanwhile, holding no worker)."""
+def advance(run_id: str, seq: int) -> None:
+    """Take `run_id` one step further if it is still at `seq`."""
     r = events.shared_client()
     with store.begin() as conn:
         run = store.load_run(conn, run_id)
@@ -95,12 +94,12 @@ def advance(run_id: str, seq: int, waiting_since: float | None = None) -> None:
         calls = open_step.step_details.get("tool_calls", [])
         dispatch.step_task(run.id, run.step_seq, Task.CODE if toolcalls.has_code(calls) else Task.SEARCH)
         return
-    if turn.indexing and _may_wait_for_files(waiting_since):
+    if turn.indexing and waits_for_files(run, time.time()):
         # OpenAI's runs waited for the thread's files to be searchable; this waits for every store in scope.
-        # The task comes back in a second rather than holding a worker; the heartbeat keeps the sweep away.
+        # The task comes back in a second rather than holding a worker (a cancel or the expiry is seen then);
+        # the heartbeat keeps the sweep away.
         inflight.beat([run.id], time.time())
-        dispatch.send(Task.ADVANCE, run.id, run.step_seq, waiting_since or time.time(),
-                      countdown=INDEXING_POLL_SECONDS)
+        dispatch.step_task(run.id, run.step_seq, countdown=INDEXING_POLL_SECONDS)
         return
     try:
         _model_step(turn)
@@ -112,8 +111,11 @@ def advance(run_id: str, seq: int, waiting_since: float | None = None) -> None:
         raise
 
 
-def _may_wait_for_files(since: float | None) -> bool:
-    return since is None or time.time() - since < get_settings().file_search_wait_seconds
+def waits_for_files(run: Run, at: float) -> bool:
+    """Whether a run whose files are still being indexed may wait for them (pure). The bound counts from the
+    run's start, once for the whole run: a file that never finishes delays the run's first model call by
+    FILE_SEARCH_WAIT_SECONDS, not every call after a search as well."""
+    return at - (run.started_at or run.created_at) < get_settings().file_search_wait_seconds
 
 
 def _read_turn(conn: Any, run: Run) -> Turn:

@@ -182,12 +182,15 @@ def scope(conn: Connection, assistant_id: str, thread_id: str) -> list[str]:
 
 
 def indexing(conn: Connection, store_ids: list[str]) -> int:
-    """How many files of these stores are still being indexed."""
+    """How many files of these stores are still being indexed. Failed and cancelled files are done (they will
+    never be searchable); an expired store is out of the search's scope, so its files are not waited for."""
     if not store_ids:
         return 0
-    return int(conn.execute(text("""SELECT count(*) FROM vector_store_file
-                                    WHERE vector_store_id = ANY(:stores) AND status = 'in_progress'"""),
-                            {"stores": store_ids}).scalar() or 0)
+    return int(conn.execute(text("""
+        SELECT count(*) FROM vector_store_file vsf JOIN vector_store vs ON vs.id = vsf.vector_store_id
+        WHERE vsf.vector_store_id = ANY(:stores) AND vsf.status = 'in_progress'
+          AND (vs.expires_at IS NULL OR vs.expires_at > extract(epoch FROM now()))"""),
+        {"stores": store_ids}).scalar() or 0)
 
 
 def has_search(tools: list[dict[str, Any]]) -> bool:

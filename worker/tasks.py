@@ -54,10 +54,10 @@ def retried_on_blips(task: Task) -> Iterator[None]:
 
 @app.task(name=Named.ADVANCE.value, queue=Queue.RUNS.value, acks_late=True, reject_on_worker_lost=True,
           bind=True, max_retries=None, time_limit=STEP_TIME_LIMIT)
-def advance(self: Task, run_id: str, step_seq: int, waiting_since: float | None = None) -> None:
+def advance(self: Task, run_id: str, step_seq: int) -> None:
     """Take run `run_id` one step further, if it is still at `step_seq` (otherwise this task is stale)."""
     with retried_on_blips(self):
-        engine.advance(run_id, step_seq, waiting_since)
+        engine.advance(run_id, step_seq)
 
 
 @app.task(name=Named.CODE.value, queue=Queue.CODE.value, acks_late=True, reject_on_worker_lost=True,

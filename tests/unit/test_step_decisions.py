@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from shared.config import get_settings
 from shared.dispatch import Task
 from shared.models import Run, RunStep
 from shared.runflow import Applied
@@ -117,6 +118,16 @@ def test_tool_step_outcomes() -> None:
 ])
 def test_what_a_worker_does_first(status: str, expires_at: int, event: Event | None) -> None:
     assert engine.control_event(a_run(status=status, expires_at=expires_at), at=100) == event
+
+
+def test_files_are_waited_for_once_per_run_up_to_the_bound() -> None:
+    bound = get_settings().file_search_wait_seconds
+    run = a_run(started_at=1000)
+    assert engine.waits_for_files(run, at=1000) and engine.waits_for_files(run, at=1000 + bound - 1)
+    assert not engine.waits_for_files(run, at=1000 + bound)
+    # A later model call of the same run (after a search, or after submitted outputs: started_at is kept)
+    # does not get a wait of its own.
+    assert not engine.waits_for_files(run, at=1000 + 3 * bound)
 
 
 def test_announcements_follow_the_status() -> None:
