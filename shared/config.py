@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     # sends an SSE comment this often (proxies cut idle connections).
     run_events_retention_seconds: int = 300
     sse_keepalive_seconds: float = 15.0
+    # Text streams as one delta per this many seconds at most (the first token at once); 0: a delta per token.
+    stream_flush_seconds: float = 0.1
 
     # Images in user messages reach the model inlined as data: URLs; larger image files are refused at message
     # creation (and shown to the model as a note, should one get past).

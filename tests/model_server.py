@@ -10,10 +10,11 @@ substring of the last user message:
 Reply forms: {"text": str}, {"tool_calls": [{"name", "arguments"}]}, {"error": status, "message": str},
 {"finish_reason": "length", "text": str}; a text may hold {cite:N} (see _cite); any of them may add "delay"
 (seconds before answering), "ttft" (seconds between the response's headers and its first token, as a real model
-thinks), "chunk_delay" (seconds between streamed chunks), "arg_chunk" (characters per streamed piece of tool call
-arguments; default: two halves), "empty_first_piece" (open each call with `arguments: ""` beside its id and name,
-as OpenAI's models do, the pieces following), "interleave_calls" (stream parallel calls' pieces in turns rather
-than one call after the other). Unscripted prompts get "You said: <last user message>".
+thinks), "chunk_delay" (seconds between streamed chunks), "stall" ([n, seconds]: a pause after the n-th token),
+"arg_chunk" (characters per streamed piece of tool call arguments; default: two halves), "empty_first_piece" (open
+each call with `arguments: ""` beside its id and name, as OpenAI's models do, the pieces following),
+"interleave_calls" (stream parallel calls' pieces in turns rather than one call after the other). Unscripted
+prompts get "You said: <last user message>".
 
 Like a real model: `ScriptedModel(ttft=0.5, tokens_per_second=50, words=150)` answers every unscripted prompt
 with `words` words, the first after `ttft` seconds, then at that rate (the benchmark's realistic model).
@@ -184,9 +185,12 @@ class ScriptedModel:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 pause = float(reply.get("chunk_delay", 0))
+                stall_after, stall = reply.get("stall", (0, 0.0))
                 for i, chunk in enumerate(_chunks(body, reply)):
                     if i == 1:  # after the role chunk: the model thinks before its first token
                         time.sleep(float(reply.get("ttft", 0)))
+                    if stall_after and i == stall_after + 1:  # mid-answer, the model stops to think again
+                        time.sleep(float(stall))
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
                     if i:

@@ -147,6 +147,7 @@ def _model_step(turn: Turn) -> None:
     # The step gives up at the run's expiry (no pool enforces a soft time limit for it); the sweep expires the run.
     with TRACKER.watch(run.id, seq, deadline=float(run.expires_at or time.time() + 600)) as watch:
         live = LiveStep(run, seq, lambda items, ttl: events.publish(r, run.id, items, refresh_ttl=ttl), watch)
+        watch.on_tick = live.flush_due
         try:
             result = model.complete(req, on_text=live.text, on_tool_delta=live.tool_delta,
                                     should_stop=watch.should_stop, on_retry=live.reset)
@@ -158,6 +159,7 @@ def _model_step(turn: Turn) -> None:
             log.warning("run %s failed: %s", run.id, err.message)
             commit(run, Outcome(Event.FAIL, given={"last_error": {"code": err.code, "message": err.message}}))
             return
+        live.flush()  # the answer's last words go out before it is announced complete
         if watch.broken is not None:
             raise Interrupted("Redis failed while streaming the answer") from watch.broken
     commit(run, reply.decide(run, live, result, turn.steps, now()))

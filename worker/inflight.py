@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -39,6 +39,7 @@ class Watch:
     seq: int  # the step's compare-and-set token
     deadline: float  # time.time() after which the step gives up
     since: float = field(default_factory=time.monotonic)
+    on_tick: Callable[[], None] | None = None  # called by the loop every CANCEL_POLL_SECONDS (e.g. a text flush)
     cancelled: bool = False
     superseded: bool = False  # the run moved on without this step (expired, redone elsewhere): its work is moot
     broken: BaseException | None = field(default=None)  # an infrastructure error met while streaming
@@ -94,6 +95,7 @@ class Tracker:
             ids = self.run_ids()
             if not ids:
                 continue
+            self._tick()
             try:
                 self._poll_cancels(client, ids)
             except Exception:  # Redis away: a cancel is noticed once it is back (the run is discarded then)
@@ -104,6 +106,15 @@ class Tracker:
                     self._mark_superseded(asked, beat(ids, time.time()))
                 except Exception:  # a missed beat only risks a harmless nudge from the sweep
                     log.warning("heartbeat failed", exc_info=True)
+
+    def _tick(self) -> None:
+        with self._lock:
+            calls = [w.on_tick for watches in self._watches.values() for w in watches if w.on_tick is not None]
+        for call in calls:
+            try:
+                call()
+            except Exception:  # one step's trouble must not stop the loop that watches them all
+                log.warning("in-flight tick failed", exc_info=True)
 
     def _poll_cancels(self, client: "redis.Redis[bytes]", ids: list[str]) -> None:
         pipe = client.pipeline(transaction=False)
