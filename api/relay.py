@@ -51,6 +51,9 @@ class Follower:
 class Relay:
     def __init__(self) -> None:
         self.followers: dict[str, set[Follower]] = {}
+        # Where the next read of each followed stream starts: the oldest cursor among its followers (kept as they
+        # join and as entries are delivered, rather than worked out from every follower on every read).
+        self._cursors: dict[str, str] = {}
         self._wake_key = f"relay:wake:{uuid.uuid4().hex}"
         self._wake_cursor = "0-0"
         self._task: asyncio.Task[None] | None = None
@@ -61,6 +64,9 @@ class Relay:
         """Entries of `run_id`'s stream after `cursor`, as they come, on the follower's queue."""
         f = Follower(run_id, cursor)
         self.followers.setdefault(run_id, set()).add(f)
+        key = events.key(run_id)
+        if key not in self._cursors or id_key(cursor) < id_key(self._cursors[key]):
+            self._cursors[key] = cursor
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         else:
@@ -73,6 +79,7 @@ class Relay:
                 group.discard(f)
                 if not group:
                     del self.followers[run_id]
+                    self._cursors.pop(events.key(run_id), None)
 
     async def _wake(self) -> None:
         from api.dispatch import redis_client
@@ -95,9 +102,7 @@ class Relay:
     async def _run(self) -> None:
         delay = 0.2
         while self.followers:  # ends when nobody follows; the next follow() starts it again
-            streams: dict[str, str] = {self._wake_key: self._wake_cursor}
-            for run_id, group in self.followers.items():
-                streams[events.key(run_id)] = min((f.cursor for f in group), key=id_key)
+            streams = {self._wake_key: self._wake_cursor, **self._cursors}
             try:
                 got = await self._client().xread(streams, block=BLOCK_MS, count=COUNT)
             except (RedisError, OSError):
@@ -118,12 +123,16 @@ class Relay:
             self._wake_cursor = entries[-1][0].decode()
             return
         run_id = stream.removeprefix("run:").removesuffix(":events")
+        decoded = [(raw_id.decode(), fields[b"event"].decode(), fields[b"data"].decode()) for raw_id, fields in entries]
+        keys = [id_key(entry_id) for entry_id, _, _ in decoded]
         for f in self.followers.get(run_id, ()):
-            for raw_id, fields in entries:
-                entry_id = raw_id.decode()
-                if id_key(entry_id) > id_key(f.cursor):
-                    f.cursor = entry_id
-                    f.queue.put_nowait((entry_id, fields[b"event"].decode(), fields[b"data"].decode()))
+            mine = id_key(f.cursor)
+            for key, entry in zip(keys, decoded, strict=True):
+                if key > mine:
+                    f.queue.put_nowait(entry)
+            f.cursor = max(f.cursor, decoded[-1][0], key=id_key)
+        if stream in self._cursors:
+            self._cursors[stream] = decoded[-1][0]
 
     async def _reset(self) -> None:
         if self._reader is not None:

@@ -38,6 +38,10 @@ def _payload(event: str, data: str, version: Version) -> str:
     return json.dumps(wire.event_data(event, json.loads(data), version), separators=(",", ":"))
 
 
+def _frame(entry_id: str, event: str, data: str, version: Version) -> bytes:
+    return f"id: {entry_id}\nevent: {event}\ndata: {_payload(event, data, version)}\n\n".encode()
+
+
 async def _frames(run_id: str, version: Version, cursor: str) -> AsyncIterator[bytes]:
     every = get_settings().sse_keepalive_seconds
     silent = 0.0
@@ -52,7 +56,12 @@ async def _frames(run_id: str, version: Version, cursor: str) -> AsyncIterator[b
                 yield KEEPALIVE
                 continue
             silent = 0.0
-            yield f"id: {entry_id}\nevent: {event}\ndata: {_payload(event, data, version)}\n\n".encode()
+            # Whatever else has arrived goes out in the same write: one send per batch, not per event.
+            frames = [_frame(entry_id, event, data, version)]
+            while event != events.DONE and not follower.queue.empty():
+                entry_id, event, data = follower.queue.get_nowait()
+                frames.append(_frame(entry_id, event, data, version))
+            yield b"".join(frames)
             if event == events.DONE:
                 return
 
