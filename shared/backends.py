@@ -30,29 +30,42 @@ from shared.config import Settings, get_settings
 ServerKind = Literal["openai", "vllm", "ollama", "llama.cpp", "llama-cpp-python", "generic"]
 
 
+# How a forced call (tool_choice naming a tool, or "required") is obtained from a server:
+#   "native"       the server forces it itself;
+#   "json_schema"  no tools: the server's JSON-schema-constrained output (`response_format`) writes the call's
+#                  arguments (or, for "required", {"name", "arguments"} of one of the tools), and the model client
+#                  turns them into the call. llama-server ignores a named choice, and its "required" lets the model
+#                  write text first: SmolLM2 then wrote about the tool to the token limit without calling it, every
+#                  time, while a schema-constrained answer was a call every time. Servers that ignore
+#                  `response_format` get a text reply instead, not a broken call.
+ForcedCall = Literal["native", "json_schema"]
+
+
 @dataclass(frozen=True)
 class Quirks:
     """What a kind of server does differently from OpenAI's Chat Completions, as far as requests go."""
 
-    # The server forces `tool_choice: {"type": "function", ...}`. Where it does not (llama.cpp's llama-server
-    # and Ollama ignore it), only that function is offered and a call is required, which forces the same call.
-    named_tool_choice: bool
+    named_choice: ForcedCall
+    required_choice: ForcedCall
     # The field carrying the completion's token limit. OpenAI refuses `max_tokens` on its newer models and
     # refuses both fields together; llama-cpp-python ignores `max_completion_tokens`.
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"]
-    # Streams a reply when tools are offered and the model may choose (llama-cpp-python's
-    # chatml-function-calling answers such a stream with an empty body: those calls are made without streaming).
-    streams_with_tools: bool = True
+    # With tools and tool_choice "auto", a model that chooses to answer in words gets an empty message
+    # (llama-cpp-python's chatml-function-calling: after "message:" its grammar admits only a function name or
+    # the end; streamed, the body is empty). Such a turn is asked without streaming, and when it chose words,
+    # asked again without tools, for the words.
+    auto_answers_empty: bool = False
 
 
 QUIRKS: dict[str, Quirks] = {
-    "openai": Quirks(named_tool_choice=True, max_tokens_field="max_completion_tokens"),
-    "vllm": Quirks(named_tool_choice=True, max_tokens_field="max_tokens"),
-    "ollama": Quirks(named_tool_choice=False, max_tokens_field="max_tokens"),
-    "llama.cpp": Quirks(named_tool_choice=False, max_tokens_field="max_tokens"),
-    "llama-cpp-python": Quirks(named_tool_choice=True, max_tokens_field="max_tokens", streams_with_tools=False),
+    "openai": Quirks("native", "native", "max_completion_tokens"),
+    "vllm": Quirks("native", "native", "max_tokens"),
+    "ollama": Quirks("json_schema", "json_schema", "max_tokens"),  # ignores tool_choice
+    "llama.cpp": Quirks("json_schema", "json_schema", "max_tokens"),
+    # Forces a named tool by grammar, answers "required" with a 500.
+    "llama-cpp-python": Quirks("native", "json_schema", "max_tokens", auto_answers_empty=True),
     # An unknown OpenAI-compatible server: what works on all of the above but OpenAI's newest models.
-    "generic": Quirks(named_tool_choice=False, max_tokens_field="max_tokens"),
+    "generic": Quirks("json_schema", "json_schema", "max_tokens"),
 }
 
 

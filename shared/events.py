@@ -5,6 +5,7 @@ entry id, so a client that reconnects with the last id it saw loses nothing. Str
 """
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from shared.config import get_settings
 
 RETENTION_SECONDS = 3600
 MAX_ENTRIES = 20_000
+XREAD_BLOCK_MS = 2000
 # The events after which a stream of a run has nothing more to say until the run is acted on again.
 CLOSING = frozenset({"thread.run.completed", "thread.run.failed", "thread.run.cancelled", "thread.run.expired",
                      "thread.run.incomplete", "thread.run.requires_action", "error"})
@@ -68,10 +70,17 @@ async def read(r: "aioredis.Redis[bytes]", run_id: str, *, start: str | None = N
                idle_timeout: float = 600) -> AsyncIterator[tuple[str, str, str]]:
     """Yield (entry id, event, data) from `start` (inclusive) or `after` (exclusive) until a `done` entry."""
     cursor = _before(start) if start else (after or "0-0")
+    deadline = time.monotonic() + idle_timeout
     while True:
-        got = await r.xread({key(run_id): cursor}, block=int(idle_timeout * 1000), count=100)
+        # Each wait is shorter than the client's socket timeout (redis-py 8: 5 s by default), which would cut a
+        # longer XREAD block: a real model can be silent longer than that (a long prompt is read first).
+        got = await r.xread({key(run_id): cursor}, block=min(XREAD_BLOCK_MS, int(idle_timeout * 1000)),
+                            count=100)
         if not got:
-            return  # nothing for idle_timeout: the run is stuck or gone; the client may reconnect
+            if time.monotonic() >= deadline:
+                return  # nothing for idle_timeout: the run is stuck or gone; the client may reconnect
+            continue
+        deadline = time.monotonic() + idle_timeout
         for _stream, entries in got:
             for entry_id, fields in entries:
                 eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

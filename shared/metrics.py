@@ -24,6 +24,10 @@ MODEL_TOKENS = Counter("assistants_model_tokens_total",
                        "Tokens of upstream model calls, by kind: as the upstream reported them, or estimated when it "
                        "reported none (those calls are counted in assistants_model_usage_estimated_total).",
                        ["model", "kind"])
+MODEL_RESENDS = Counter("assistants_model_resends_total",
+                        "Requests sent again at once because the pooled connection they met had been closed by the "
+                        "upstream (llama-server closes it after every streamed answer); not failed calls.",
+                        ["model"])
 MODEL_USAGE_ESTIMATED = Counter("assistants_model_usage_estimated_total",
                                 "Upstream model calls that reported no token usage, whose usage was estimated.",
                                 ["model"])

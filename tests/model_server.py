@@ -40,12 +40,13 @@ QUIRKS: dict[str, set[str]] = {
         "refuse_developer",  # the `developer` role: HTTP 500
         "refuse_required",  # tool_choice "required": HTTP 500
         "tools_need_choice",  # tools without a tool_choice are ignored
-        "auto_stream_empty",  # tools + tool_choice "auto" + stream: an empty stream
+        "auto_answers_empty",  # tools + tool_choice "auto": a model choosing words gets an empty message
         "legacy_function_call",  # a non-streamed tool call also comes as the legacy `function_call`
     },
     "llama-server": {
         "close_after_stream",  # says keep-alive, then drops the next request on that connection unanswered
         "ignore_named_choice",  # a named tool_choice is treated as auto (the model wrote text to the limit)
+        "required_writes_text",  # "required" lets the model write text first (SmolLM2 then never called)
         "null_first_content",  # the first chunk is {role, content: null}
         "int_error_code",  # error bodies carry the HTTP status as `code`, and no `param`
     },
@@ -123,6 +124,8 @@ class ScriptedModel:
         self.requests: list[dict[str, Any]] = []
         # Requests dropped unanswered on a connection kept after a stream ("close_after_stream").
         self.dropped = 0
+        # Streams the client hung up on before their end: (last user message, time.monotonic()).
+        self.aborted: list[tuple[str, float]] = []
         self.server = ThreadingHTTPServer((host, 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -155,21 +158,34 @@ class ScriptedModel:
                 return refused
             for match, replies in self.rules:
                 if match in text and replies:
+                    if "auto_answers_empty" in self.quirks and body.get("tools") and \
+                            body.get("tool_choice") == "auto" and not replies[0].get("tool_calls"):
+                        # Its grammar after "message:" admits only a function name or the end: the words the
+                        # script holds are not said (and stay for the next request).
+                        return {"empty": True}
                     return self._as_served(_cite(replies.pop(0), body.get("messages", [])), body)
         return {"text": f"You said: {text}"}
 
     def _as_served(self, reply: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-        """The scripted reply, as a quirky server lets it through."""
+        """The scripted reply, as the server lets it through."""
         if not reply.get("tool_calls"):
             return reply
+        schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+        if schema is not None:
+            # Output constrained to a JSON schema (llama-server, Ollama, vLLM, OpenAI): the scripted call is written
+            # as the JSON the schema asks for, its arguments, or {"name", "arguments"} for a choice of tools.
+            call = reply["tool_calls"][0]
+            text = call.get("arguments", "{}")
+            if "anyOf" in schema:
+                text = json.dumps({"name": call["name"], "arguments": json.loads(text)})
+            return {"text": text, "arg_chunk": reply.get("arg_chunk")}
         choice = body.get("tool_choice")
         if ("tools_need_choice" in self.quirks and choice is None) or \
-                ("ignore_named_choice" in self.quirks and isinstance(choice, dict)):
+                ("ignore_named_choice" in self.quirks and isinstance(choice, dict)) or \
+                ("required_writes_text" in self.quirks and choice == "required"):
             # The server never offered the tools to the model (or did not force the call): it wrote text to the
             # token limit instead.
             return {"text": "I will now call the function to find out.", "finish_reason": "length"}
-        if "auto_stream_empty" in self.quirks and body.get("stream") and choice == "auto":
-            return {"empty": True}
         return reply
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -219,7 +235,7 @@ class ScriptedModel:
                 if body.get("stream"):
                     self._stream(body, reply)
                 else:
-                    self._json(200, _completion(body, reply, model.quirks))
+                    self._json(200, _completion(body, {"text": ""} if reply.get("empty") else reply, model.quirks))
 
             def _json(self, status: int, data: dict[str, Any]) -> None:
                 self._send(status, json.dumps(data).encode(), "application/json")
@@ -246,9 +262,15 @@ class ScriptedModel:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if keep else data)
                     self.wfile.flush()
 
-                for chunk in [] if reply.get("empty") else _chunks(body, reply, model.quirks):
-                    write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    time.sleep(float(reply.get("chunk_delay", 0)))
+                try:
+                    for chunk in [] if reply.get("empty") else _chunks(body, reply, model.quirks):
+                        write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        time.sleep(float(reply.get("chunk_delay", 0)))
+                except (BrokenPipeError, ConnectionResetError):
+                    with model.lock:  # the client hung up mid-answer (a real server stops generating then)
+                        model.aborted.append((_last_user_text(body.get("messages", [])), time.monotonic()))
+                    self.close_connection = True
+                    return
                 write(b"data: [DONE]\n\n")
                 if keep:
                     self.wfile.write(b"0\r\n\r\n")

@@ -111,7 +111,8 @@ class Engine:
     def finish(self, conn: Connection, run: Run, event: Event, announce: str, **changes: Any) -> None:
         if self.apply(conn, run, event, **changes):
             conn.commit()
-            self.redis.delete(events.cancel_key(run.id))
+            # The cancel key is left to expire: the worker still streaming this run's answer polls it to stop
+            # (and hang up on the model); deleted here, by the task confirming the cancel, it was never seen.
             self.publish(run.id, [(announce, wire.run(run)), (events.DONE, "[DONE]")])
 
     def publish(self, run_id: str, items: list[tuple[str, Any]], refresh_ttl: bool = True) -> None:

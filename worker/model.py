@@ -21,12 +21,9 @@ from shared.config import get_settings
 from worker import upstream_errors, upstream_request, upstream_stream
 from worker.model_types import ModelError, ModelRequest, ModelResult, Stopped, ToolCall
 
-__all__ = ["ModelError", "ModelRequest", "ModelResult", "Stopped", "ToolCall", "classify", "complete",
-           "context_window", "route", "upstream_model"]
+__all__ = ["ModelError", "ModelRequest", "ModelResult", "Stopped", "ToolCall", "complete", "context_window", "route"]
 
 log = logging.getLogger("worker.model")
-
-
 
 
 @lru_cache
@@ -43,17 +40,9 @@ def route(name: str) -> backends.Route:
         raise ModelError("server_error", f"The model backends are misconfigured: {exc}", transient=False) from exc
 
 
-def upstream_model(name: str) -> str:
-    return backends.route(name).upstream
-
-
 def context_window(name: str) -> int:
     """Tokens the prompt and the completion share, for runs of model `name`."""
-    return backends.route(name).context_window
-
-
-def classify(exc: Exception) -> ModelError:
-    return upstream_errors.classify(exc)
+    return route(name).context_window
 
 
 @contextmanager
@@ -74,12 +63,14 @@ def _open(client: openai.OpenAI, kw: dict[str, Any]) -> Iterator[Any]:
         except openai.APIConnectionError:
             if opened or attempt == 2:
                 raise
+            metrics.MODEL_RESENDS.labels(kw.get("model", "")).inc()
             log.debug("model %s: stale pooled connection, sending again", kw.get("model"))
 
 
-def _once(req: ModelRequest, r: backends.Route, kw: dict[str, Any], on_text: Callable[[str], None],
+def _once(r: backends.Route, prepared: upstream_request.Prepared, on_text: Callable[[str], None],
           on_tool_delta: Callable[[int, ToolCall, str], None], should_stop: Callable[[], bool]) -> ModelResult:
-    reader = upstream_stream.AnswerReader([(t.get("function") or {}).get("name", "") for t in kw.get("tools", [])])
+    kw = prepared.kwargs
+    reader = upstream_stream.AnswerReader(prepared.tool_names, prepared.forced)
 
     def relay(deltas: list[upstream_stream.Delta]) -> None:
         for d in deltas:
@@ -90,9 +81,10 @@ def _once(req: ModelRequest, r: backends.Route, kw: dict[str, Any], on_text: Cal
 
     with _open(_client(r.base_url, r.api_key), kw) as response:
         if not kw["stream"]:
-            if should_stop():
+            body = response.json()
+            if should_stop():  # cancelled while the server was answering: nothing of it is kept
                 raise Stopped()
-            relay(reader.completion(response.json()))
+            relay(reader.completion(body))
         else:
             # Chunks are read as raw SSE lines and decoded with json, skipping the SDK's per-chunk model
             # construction (a third of a worker's CPU per streamed call).
@@ -122,18 +114,23 @@ def complete(req: ModelRequest, *, on_text: Callable[[str], None],
              on_retry: Callable[[], None] | None = None) -> ModelResult:
     """One model turn. Raises ModelError (after retries) or Stopped."""
     r = route(req.model)
-    kw = upstream_request.prepare(req, r)
+    prepared = upstream_request.prepare(req, r)
     retries = get_settings().llm_max_retries
     attempt = 0
     while True:
         began = time.perf_counter()
         try:
-            result = _once(req, r, kw, on_text, on_tool_delta, should_stop)
+            result = _once(r, prepared, on_text, on_tool_delta, should_stop)
+            if prepared.if_empty is not None and not (result.text or result.tool_calls):
+                first, result = result, _once(r, prepared.if_empty, on_text, on_tool_delta, should_stop)
+                result.prompt_tokens += first.prompt_tokens
+                result.completion_tokens += first.completion_tokens
+                result.usage_estimated |= first.usage_estimated
         except Stopped:
             metrics.MODEL_DURATION.labels(r.upstream, "stopped").observe(time.perf_counter() - began)
             raise
         except Exception as exc:
-            err = classify(exc)
+            err = upstream_errors.classify(exc)
             metrics.MODEL_DURATION.labels(r.upstream, err.code).observe(time.perf_counter() - began)
             if not err.transient or attempt >= retries:
                 raise err from exc

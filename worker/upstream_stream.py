@@ -15,6 +15,7 @@ from typing import Any
 
 from worker.model_types import ModelResult, ToolCall
 from worker.prompt import CHARS_PER_TOKEN, estimate_tokens
+from worker.upstream_request import ForcedCall, parse_forced
 
 
 @dataclass
@@ -33,8 +34,11 @@ Delta = Text | ToolDelta
 
 
 class AnswerReader:
-    def __init__(self, tool_names: list[str]) -> None:
+    def __init__(self, tool_names: list[str], forced: ForcedCall | None = None) -> None:
         self.known = set(tool_names)
+        # A forced call obtained as schema-constrained text: the text is the call. Its arguments stream as the
+        # call's pieces; a wrapped one ({"name", "arguments"}) is known only at the end.
+        self.forced = forced
         self.result = ModelResult()
         self.calls: list[ToolCall] = []
         self._slot: dict[int, int] = {}  # the server's call index -> position in self.calls
@@ -52,8 +56,7 @@ class AnswerReader:
                 continue  # n > 1 is never asked for; a server that sends more choices is not followed
             delta = choice.get("delta") or {}
             if delta.get("content"):
-                self.result.text += delta["content"]
-                out.append(Text(delta["content"]))
+                out.extend(self._text(delta["content"]))
             calls = delta.get("tool_calls") or ([{"function": delta["function_call"]}]
                                                 if delta.get("function_call") else [])
             for pos, tc in enumerate(calls):
@@ -61,6 +64,14 @@ class AnswerReader:
             if choice.get("finish_reason"):
                 self.result.finish_reason = choice["finish_reason"]
         return out
+
+    def _text(self, piece: str) -> list[Delta]:
+        self.result.text += piece
+        if self.forced is None:
+            return [Text(piece)]
+        if self.forced.wrapped:
+            return []
+        return self._tool_delta(0, {"index": 0, "function": {"name": self.forced.names[0], "arguments": piece}})
 
     def _tool_delta(self, pos: int, tc: dict[str, Any]) -> list[Delta]:
         index = tc["index"] if isinstance(tc.get("index"), int) else pos
@@ -98,8 +109,7 @@ class AnswerReader:
         choice = next((c for c in body.get("choices") or () if c.get("index", 0) == 0), None) or {}
         message = choice.get("message") or {}
         if message.get("content"):
-            self.result.text += message["content"]
-            out.append(Text(message["content"]))
+            out.extend(self._text(message["content"]))
         calls = message.get("tool_calls") or ([{"function": message["function_call"]}]
                                               if message.get("function_call") else [])
         for pos, tc in enumerate(calls):
@@ -107,10 +117,28 @@ class AnswerReader:
         self.result.finish_reason = choice.get("finish_reason")
         return out
 
+    def _forced_call(self) -> None:
+        """The text was the forced call: it becomes the call. Cut short by the token limit, it stays a call with
+        the arguments written so far (as OpenAI's would); not JSON at all, it stays the reply, an answer in words.
+        """
+        assert self.forced is not None
+        truncated = self.result.finish_reason == "length"
+        parsed = parse_forced(self.result.text, self.forced)
+        if parsed is None and not (truncated and not self.forced.wrapped):
+            self.calls.clear()
+            return
+        if self.forced.wrapped and parsed is not None:
+            self.calls.append(ToolCall(id=f"call_{secrets.token_hex(12)}", name=parsed[0], arguments=parsed[1]))
+        self.result.text = ""
+        if self.result.finish_reason == "stop":
+            self.result.finish_reason = "tool_calls"
+
     # ---- the end -----------------------------------------------------------------------------------------
     def finish(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelResult:
         """The result; `messages` and `tools` (what was sent) size the prompt if usage must be estimated."""
         result = self.result
+        if self.forced is not None:
+            self._forced_call()
         for call in self.calls:
             if not call.arguments.strip():
                 call.arguments = "{}"  # what OpenAI sends for a call without arguments

@@ -33,7 +33,7 @@ def test_routes_to_several_upstreams(monkeypatch: pytest.MonkeyPatch) -> None:
     routes = build(s)
     gpt, llama, local = routes["gpt-4o"], routes["llama3.1"], routes["local"]
     assert (gpt.api_key, gpt.upstream, gpt.context_window, gpt.server) == ("sk-real", "gpt-4o", 128000, "openai")
-    assert gpt.quirks.named_tool_choice and gpt.quirks.max_tokens_field == "max_completion_tokens"
+    assert gpt.quirks.named_choice == "native" and gpt.quirks.max_tokens_field == "max_completion_tokens"
     # Another host does not get the default backend's key.
     assert (llama.api_key, llama.upstream, llama.vision, llama.server) == ("none", "llama3.1:8b", False, "ollama")
     assert llama.context_window == 8192

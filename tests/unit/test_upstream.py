@@ -11,11 +11,12 @@ from shared.backends import Route
 from worker.model_types import ModelError, ModelRequest
 from worker.run_request import tool_choice
 from worker.upstream_errors import detail, status_error, stream_error
-from worker.upstream_request import IMAGE_NOTE, prepare
+from worker.upstream_request import IMAGE_NOTE, ForcedCall, prepare
 from worker.upstream_stream import AnswerReader, Text, ToolDelta
 
 WEATHER = {"type": "function", "function": {"name": "getCurrentWeather", "parameters": {"type": "object"}}}
 CLOCK = {"type": "function", "function": {"name": "time", "parameters": {"type": "object"}}}
+NAMED = {"type": "function", "function": {"name": "getCurrentWeather"}}
 
 
 def route(server: str = "generic", **kw: Any) -> Route:
@@ -43,53 +44,84 @@ def test_a_forced_tool_is_forced_until_it_has_been_called(choice: Any, first: An
 
 
 # ---- the request each kind of server gets ----------------------------------------------------------------------
-def test_a_named_choice_is_emulated_where_the_server_ignores_it() -> None:
-    named = {"type": "function", "function": {"name": "getCurrentWeather"}}
-    kw = prepare(req(tools=[CLOCK, WEATHER], tool_choice=named), route("llama.cpp"))
-    assert kw["tools"] == [WEATHER] and kw["tool_choice"] == "required"
+def test_a_named_choice_where_the_server_forces_it() -> None:
     for server in ("openai", "vllm", "llama-cpp-python"):  # these force it themselves
-        kw = prepare(req(tools=[CLOCK, WEATHER], tool_choice=named), route(server))
-        assert kw["tools"] == [CLOCK, WEATHER] and kw["tool_choice"] == named
+        p = prepare(req(tools=[CLOCK, WEATHER], tool_choice=NAMED), route(server))
+        assert p.kwargs["tools"] == [CLOCK, WEATHER] and p.kwargs["tool_choice"] == NAMED and p.forced is None
+    for server in ("openai", "vllm"):
+        assert prepare(req(tools=[CLOCK, WEATHER], tool_choice="required"), route(server)).kwargs["tool_choice"] \
+            == "required"
     with pytest.raises(ModelError, match="'nope', which the run does not offer") as err:
         prepare(req(tools=[CLOCK], tool_choice={"type": "function", "function": {"name": "nope"}}), route())
     assert err.value.code == "invalid_prompt" and not err.value.transient
 
 
+def test_a_forced_call_as_schema_constrained_json_where_the_server_would_not_force_it() -> None:
+    """llama-server ignores a named choice and lets the model write text before a "required" call; Ollama
+    ignores tool_choice; llama-cpp-python refuses "required"; an unknown server is given what works everywhere."""
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "weather?"}]
+    for server in ("ollama", "generic", "llama-cpp-python"):
+        assert prepare(req(tools=[CLOCK, WEATHER], tool_choice="required"), route(server)).forced is not None
+    for server in ("ollama", "generic"):
+        assert prepare(req(tools=[CLOCK, WEATHER], tool_choice=NAMED), route(server)).forced is not None
+    p = prepare(ModelRequest(model="m", messages=messages, tools=[CLOCK, WEATHER], tool_choice=NAMED,
+                             max_tokens=300), route("llama.cpp"))
+    assert "tools" not in p.kwargs and "tool_choice" not in p.kwargs and p.kwargs["stream"]
+    assert p.kwargs["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "tool_call", "schema": WEATHER["function"]["parameters"]}}
+    assert p.forced is not None and (p.forced.names, p.forced.wrapped) == (["getCurrentWeather"], False)
+    assert p.kwargs["messages"][0]["content"].startswith("Be brief.\n\nCall the function `getCurrentWeather`")
+    assert p.kwargs["messages"][1:] == messages[1:] and p.kwargs["max_tokens"] == 300
+    # "required" among several tools: one of them, by name.
+    p = prepare(req(tools=[CLOCK, WEATHER], tool_choice="required"), route("llama.cpp"))
+    assert p.forced is not None and p.forced.wrapped and p.forced.names == ["time", "getCurrentWeather"]
+    [_, weather] = p.kwargs["response_format"]["json_schema"]["schema"]["anyOf"]
+    assert weather["properties"] == {"name": {"const": "getCurrentWeather"},
+                                     "arguments": WEATHER["function"]["parameters"]}
+    assert p.kwargs["messages"][0]["role"] == "system" and "one of these functions" in p.kwargs["messages"][0][
+        "content"]
+    # Once the forced call is answered the choice is "auto": tools as usual.
+    assert prepare(req(tools=[CLOCK, WEATHER], tool_choice="auto"), route("llama.cpp")).kwargs["tools"]
+
+
 def test_the_token_limit_goes_in_the_field_the_server_reads() -> None:
-    assert prepare(req(max_tokens=50), route("openai"))["max_completion_tokens"] == 50
-    assert "max_tokens" not in prepare(req(max_tokens=50), route("openai"))  # OpenAI refuses both at once
+    assert prepare(req(max_tokens=50), route("openai")).kwargs["max_completion_tokens"] == 50
+    assert "max_tokens" not in prepare(req(max_tokens=50), route("openai")).kwargs  # OpenAI refuses both at once
     for server in ("llama.cpp", "llama-cpp-python", "ollama", "vllm", "generic"):
-        kw = prepare(req(max_tokens=50), route(server))
+        kw = prepare(req(max_tokens=50), route(server)).kwargs
         assert kw["max_tokens"] == 50 and "max_completion_tokens" not in kw
-    assert "max_tokens" not in prepare(req(), route())
+    assert "max_tokens" not in prepare(req(), route()).kwargs
 
 
 def test_streaming_and_usage_requested_except_where_the_server_cannot() -> None:
-    kw = prepare(req(tools=[WEATHER], tool_choice="auto"), route())
+    kw = prepare(req(tools=[WEATHER], tool_choice="auto"), route()).kwargs
     assert kw["stream"] and kw["stream_options"] == {"include_usage": True} and kw["tool_choice"] == "auto"
-    # llama-cpp-python streams an empty body for tools + auto: that call is not streamed.
-    kw = prepare(req(tools=[WEATHER], tool_choice="auto"), route("llama-cpp-python"))
-    assert not kw["stream"] and "stream_options" not in kw
-    assert prepare(req(tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "getCurrentWeather"}}),
-                   route("llama-cpp-python"))["stream"]
-    assert prepare(req(), route("llama-cpp-python"))["stream"]
+    # llama-cpp-python gives a model choosing words an empty message when tools are offered with auto: that turn
+    # is not streamed, and is asked again without tools if it comes back empty.
+    p = prepare(req(tools=[WEATHER], tool_choice="auto", max_tokens=300), route("llama-cpp-python"))
+    assert not p.kwargs["stream"] and "stream_options" not in p.kwargs and p.if_empty is not None
+    again = p.if_empty.kwargs
+    assert "tools" not in again and "tool_choice" not in again and again["stream"] and again["max_tokens"] == 300
+    assert again["messages"] == p.kwargs["messages"]
+    assert prepare(req(tools=[WEATHER], tool_choice=NAMED), route("llama-cpp-python")).kwargs["stream"]
+    assert prepare(req(), route("llama-cpp-python")).kwargs["stream"]
     # Tools always carry an explicit choice (llama-cpp-python ignores tools without one); no tools, no choice.
-    assert prepare(req(tools=[WEATHER]), route())["tool_choice"] == "auto"
-    assert "tool_choice" not in prepare(req(), route())
+    assert prepare(req(tools=[WEATHER]), route()).kwargs["tool_choice"] == "auto"
+    assert "tool_choice" not in prepare(req(), route()).kwargs
 
 
 def test_capabilities() -> None:
     # A model without tools is not offered any, and cannot be forced to call one.
-    assert "tools" not in prepare(req(tools=[WEATHER], tool_choice="auto"), route(tools=False))
+    assert "tools" not in prepare(req(tools=[WEATHER], tool_choice="auto"), route(tools=False)).kwargs
     with pytest.raises(ModelError, match="configured without tools"):
         prepare(req(tools=[WEATHER], tool_choice="required"), route(tools=False))
     # A text-only model reads a note where an image was.
     parts = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "http://i"}}]
     messages = [{"role": "user", "content": parts}]
-    sent = prepare(ModelRequest(model="m", messages=messages), route(vision=False))["messages"]
+    sent = prepare(ModelRequest(model="m", messages=messages), route(vision=False)).kwargs["messages"]
     assert sent == [{"role": "user", "content": f"what is this?\n{IMAGE_NOTE}"}]
     assert messages[0]["content"] is parts  # the caller's messages are left alone
-    assert prepare(ModelRequest(model="m", messages=messages), route())["messages"][0]["content"] == parts
+    assert prepare(ModelRequest(model="m", messages=messages), route()).kwargs["messages"][0]["content"] == parts
 
 
 # ---- reading answers ---------------------------------------------------------------------------------------------
@@ -203,6 +235,34 @@ def test_a_whole_completion_reads_like_its_stream() -> None:
     assert [type(d) for d in deltas] == [Text, ToolDelta]
     assert result.text == "Let me check." and len(result.tool_calls) == 1 and result.tool_calls[0].arguments == ARGS
     assert (result.prompt_tokens, result.completion_tokens) == (5, 7)
+
+
+def test_a_forced_call_written_as_json_becomes_the_call() -> None:
+    reader = AnswerReader(["getCurrentWeather"], ForcedCall(["getCurrentWeather"], wrapped=False))
+    deltas = [d for p in pieces(ARGS, 7) for d in reader.chunk(chunk({"content": p}))]
+    reader.chunk(chunk({}, "stop"))
+    result = reader.finish([], [])
+    assert result.text == "" and result.finish_reason == "tool_calls"
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [("getCurrentWeather", ARGS)]
+    # Streamed as the call's pieces, the first announcing it.
+    assert all(isinstance(d, ToolDelta) and d.index == 0 for d in deltas) and "".join(
+        d.piece for d in deltas) == ARGS
+    # Wrapped: {"name", "arguments"}, known at the end; text that is not a call stays a reply.
+    reader = AnswerReader(["time", "getCurrentWeather"], ForcedCall(["time", "getCurrentWeather"], wrapped=True))
+    assert reader.chunk(chunk({"content": '{"name": "getCurrentWeather", "arguments": ' + ARGS + "}"}, "stop")) == []
+    [call] = reader.finish([], []).tool_calls
+    assert (call.name, json.loads(call.arguments)) == ("getCurrentWeather", json.loads(ARGS))
+    # A server that ignored the schema and answered in words: a reply, not a broken call.
+    for wrapped in (True, False):
+        reader = AnswerReader(["time"], ForcedCall(["time"], wrapped=wrapped))
+        reader.chunk(chunk({"content": "I cannot."}, "stop"))
+        result = reader.finish([], [])
+        assert (result.text, result.tool_calls, result.finish_reason) == ("I cannot.", [], "stop")
+    # Cut short by the token limit: a call with what was written, as OpenAI's would be.
+    reader = AnswerReader(["getCurrentWeather"], ForcedCall(["getCurrentWeather"], wrapped=False))
+    reader.chunk(chunk({"content": '{"location": "Par'}, "length"))
+    result = reader.finish([], [])
+    assert result.finish_reason == "length" and result.tool_calls[0].arguments == '{"location": "Par'
 
 
 # ---- errors ------------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ against a real llama-server): tool-call deltas repeating their id and name, no u
 assistant message with `content: null`, a named tool_choice ignored, connections closed after each stream,
 validation errors sent as 500s."""
 
-import json
+import time
 import uuid
 from typing import Any
 
@@ -88,17 +88,20 @@ def test_llama_cpp_python_repeated_ids_no_usage_and_null_content(
     said = [m for m in follow_up["messages"] if m["role"] == "assistant"]
     assert said[0]["content"] == "" and len(said[0]["tool_calls"]) == 2
     assert [m["tool_call_id"] for m in follow_up["messages"] if m["role"] == "tool"] == [c.id for c in calls]
-    # After the forced call was answered, the model chooses: with tools + auto that server streams an empty
-    # body, so this call was not streamed.
+    # After the forced call was answered, the model chooses: with tools + auto, that server gives a model that
+    # chooses words an empty message, so the turn is asked without streaming, then again without tools.
     assert follow_up["tool_choice"] == "auto" and follow_up["stream"] is False
+    words = server.requests_for(word)[2]
+    assert "tools" not in words and words["stream"] is True and words["messages"] == follow_up["messages"]
     assert usage_of(done)[0] > usage_of(run)[0]
 
 
-def test_llama_cpp_python_plain_reply_with_tools_offered(client: openai.OpenAI,
+def test_llama_cpp_python_words_with_tools_offered(client: openai.OpenAI,
                                                          quirky_models: dict[str, ScriptedModel]) -> None:
     server = quirky_models["llama-cpp-python"]
     word = tag()
     server.script(word, {"text": "Hello from a server that cannot stream this."})
+    # With tools and tool_choice auto that server gives a model that chooses words an empty message.
     assistant = client.beta.assistants.create(model="scripted-llama-cpp-python", tools=[WEATHER])
     with client.beta.threads.create_and_run_stream(
             assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": word}]}) as stream:
@@ -106,37 +109,64 @@ def test_llama_cpp_python_plain_reply_with_tools_offered(client: openai.OpenAI,
         run = stream.get_final_run()
     assert run.status == "completed" and "".join(texts) == "Hello from a server that cannot stream this."
     assert usage_of(run)[1] > 0
+    choose, say = server.requests_for(word)
+    assert (choose["tool_choice"], choose["stream"]) == ("auto", False) and "tools" not in say and say["stream"]
 
 
-def test_llama_server_named_tool_choice_is_emulated(client: openai.OpenAI,
-                                                    quirky_models: dict[str, ScriptedModel]) -> None:
-    """That server ignores a named tool_choice (the model then writes text to the token limit): only the named
-    function is offered, and a call required."""
+def test_llama_server_forced_calls_are_schema_constrained(client: openai.OpenAI,
+                                                          quirky_models: dict[str, ScriptedModel]) -> None:
+    """That server ignores a named tool_choice and lets the model write text before a "required" call (the
+    scripted one then writes text to the limit, as SmolLM2 did): the engine asks for the call's arguments as
+    schema-constrained JSON instead, and makes the call of them."""
     server = quirky_models["llama-server"]
     word = tag()
-    server.script(word, {"text": "Let me check.", "tool_calls": [{"name": "getCurrentWeather", "arguments": PARIS}]},
+    server.script(word, {"tool_calls": [{"name": "getCurrentWeather", "arguments": PARIS}]},
                   {"text": "It is sunny."})
-    assistant = client.beta.assistants.create(model="scripted-llama-server", tools=[CLOCK, WEATHER])
+    assistant = client.beta.assistants.create(model="scripted-llama-server", tools=[CLOCK, WEATHER],
+                                              instructions="Be brief.")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
-                                                   tool_choice=NAMED, max_completion_tokens=256,
-                                                   poll_interval_ms=50)
+    seen: list[str] = []
+
+    class Handler(AssistantEventHandler):
+        def on_tool_call_created(self, tool_call) -> None:  # type: ignore[no-untyped-def, override]
+            seen.append(tool_call.function.arguments)
+
+        def on_tool_call_delta(self, delta, snapshot) -> None:  # type: ignore[no-untyped-def, override]
+            seen.append(delta.function.arguments or "")
+
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, tool_choice=NAMED,
+                                         max_completion_tokens=256, event_handler=Handler()) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
     assert run.status == "requires_action"
     [call] = run.required_action.submit_tool_outputs.tool_calls
-    assert (call.function.name, json.loads(call.function.arguments)["location"]) == ("getCurrentWeather",
-                                                                                    "Paris, France")
+    assert (call.function.name, call.function.arguments) == ("getCurrentWeather", PARIS)
+    assert "".join(seen) == PARIS and len(seen) > 1  # the arguments streamed as they were written
     first = server.requests_for(word)[0]
-    assert [t["function"]["name"] for t in first["tools"]] == ["getCurrentWeather"]
-    assert first["tool_choice"] == "required" and first["max_tokens"] == 256
+    assert "tools" not in first and "tool_choice" not in first and first["max_tokens"] == 256
+    assert first["response_format"]["json_schema"]["schema"] == WEATHER["function"]["parameters"]
+    assert first["messages"][0]["content"].startswith("Be brief.\n\nCall the function `getCurrentWeather`")
     assert "max_completion_tokens" not in first
-    # The text llama-server keeps beside a call is the run's message; the call its step.
-    texts = [m.content[0].text.value for m in client.beta.threads.messages.list(thread.id, order="asc").data]
-    assert texts == [word, "Let me check."]
+    # Nothing but the call: no message of the run.
+    assert [m.role for m in client.beta.threads.messages.list(thread.id).data] == ["user"]
     done = client.beta.threads.runs.submit_tool_outputs_and_poll(
         run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "22 C"}],
         poll_interval_ms=50)
     assert done.status == "completed"
-    assert server.requests_for(word)[1]["tool_choice"] == "auto" and len(server.requests_for(word)[1]["tools"]) == 2
+    follow_up = server.requests_for(word)[1]
+    assert follow_up["tool_choice"] == "auto" and len(follow_up["tools"]) == 2
+    assert [m["role"] for m in follow_up["messages"]][-2:] == ["assistant", "tool"]
+
+    # "required" among several tools: one of them, chosen by the model as {"name", "arguments"}.
+    word = tag()
+    server.script(word, {"tool_calls": [{"name": "getTime", "arguments": "{}"}]}, {"text": "Noon."})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   tool_choice="required", poll_interval_ms=50)
+    assert run.status == "requires_action"
+    [call] = run.required_action.submit_tool_outputs.tool_calls
+    assert (call.function.name, call.function.arguments) == ("getTime", "{}")
+    assert len(server.requests_for(word)[0]["response_format"]["json_schema"]["schema"]["anyOf"]) == 2
 
 
 def test_llama_server_closing_connections_costs_no_failed_call(
@@ -220,7 +250,7 @@ def test_openai_route_forces_natively_and_names_the_limit_as_openai_does(client:
 def test_required_forces_the_first_turn_only(client: openai.OpenAI, model: ScriptedModel) -> None:
     word = tag()
     model.script(word, {"tool_calls": [{"name": "getTime", "arguments": "{}"}]}, {"text": "It is noon."})
-    assistant = client.beta.assistants.create(model="gpt-4o", tools=[CLOCK])
+    assistant = client.beta.assistants.create(model="scripted-openai", tools=[CLOCK])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": word}])
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
                                                    tool_choice="required", poll_interval_ms=50)
@@ -262,3 +292,38 @@ def test_estimated_usage_is_counted_apart(stack: Stack, client: openai.OpenAI,
     after = httpx.get(stack.worker_metrics_url).text
     name = "assistants_model_usage_estimated_total"
     assert (sample(after, name, model="smollm2") or 0) >= (sample(before, name, model="smollm2") or 0) + 1
+
+
+def test_a_model_silent_for_seconds_keeps_the_stream(client: openai.OpenAI, model: ScriptedModel) -> None:
+    """A real model can say nothing for a while (a long prompt is read first: 18 s for 1,700 tokens on
+    llama-server here); the SSE stream must wait for it rather than end after the Redis client's 5 s timeout."""
+    word = tag()
+    model.script(word, {"text": "Worth the wait.", "delay": 7})
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    with client.beta.threads.create_and_run_stream(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": word}]}) as stream:
+        texts = list(stream.text_deltas)
+        run = stream.get_final_run()
+    assert run.status == "completed" and "".join(texts) == "Worth the wait."
+
+
+def test_cancel_hangs_up_on_the_model(client: openai.OpenAI, model: ScriptedModel) -> None:
+    """A cancelled run's worker stops reading the answer and closes the connection, which is how a real server
+    (llama-server) learns to stop generating; the task confirming the cancel must not hide the cancel from it."""
+    word = tag()
+    model.script(word, {"text": " ".join(["slowly"] * 80), "chunk_delay": 0.1})
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    with client.beta.threads.create_and_run_stream(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": word}]}) as stream:
+        for event in stream:
+            if event.event == "thread.message.delta":
+                run = stream.current_run
+                assert run is not None
+                client.beta.threads.runs.cancel(run.id, thread_id=run.thread_id)
+                cancelled_at = time.monotonic()
+                break
+    deadline = time.monotonic() + 6  # the whole answer would take 8 s
+    while not any(w == word for w, _ in model.aborted) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(_, hung_up)] = [a for a in model.aborted if a[0] == word]
+    assert hung_up - cancelled_at < 3
