@@ -51,14 +51,17 @@ QUIRKS: dict[str, set[str]] = {
         "int_error_code",  # error bodies carry the HTTP status as `code`, and no `param`
     },
 }
-# pydantic's report, as llama-cpp-python's server sends it in a 500's message for a request it cannot parse.
-PYDANTIC_NULL_CONTENT = """3 validation errors for CreateChatCompletionRequest
-messages.1.typed-dict.content
-  Input should be a valid string [type=string_type, input_value=None, input_type=NoneType]
-    For further information visit https://errors.pydantic.dev/2.11/v/string_type
-messages.1.typed-dict.role
-  Input should be 'user' [type=literal_error, input_value='assistant', input_type=str]
-    For further information visit https://errors.pydantic.dev/2.11/v/literal_error"""
+# The validation report llama-cpp-python's server sends as a 500's message for an assistant tool-call message with
+# content null (as measured, shortened to three of its seven errors).
+PYDANTIC_NULL_CONTENT = (
+    "3 validation errors:\n"
+    "  {'type': 'literal_error', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestSystemMessage', 'role'), "
+    "'msg': \"Input should be 'system'\", 'input': 'assistant', 'ctx': {'expected': \"'system'\"}}\n"
+    "  {'type': 'string_type', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestAssistantMessage', 'content'), "
+    "'msg': 'Input should be a valid string', 'input': None}\n"
+    "  {'type': 'missing', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestToolMessage', 'tool_call_id'), "
+    "'msg': 'Field required', 'input': {'role': 'assistant', 'content': None}}\n\n"
+    "  File \"llama_cpp/server/app.py\", line 376, in create_chat_completion\n    POST /v1/chat/completions")
 
 
 def _embeddings(body: dict[str, Any]) -> dict[str, Any]:

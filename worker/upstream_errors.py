@@ -7,6 +7,7 @@ cannot parse with a 500 whose message is pydantic's multi-line validation report
 refusal of the request (a validation error, an image sent to a text-only model) is `invalid_prompt`, and is not
 retried: sending it again cannot succeed."""
 
+import ast
 import re
 from typing import Any
 
@@ -15,6 +16,7 @@ import openai
 from worker.model_types import ModelError
 
 MAX_MESSAGE = 300
+_FASTAPI = re.compile(r"\s*\d+ validation errors?:\s*\n")
 _PYDANTIC = re.compile(r"(\d+) validation errors? for \S+\s*\n(\S[^\n]*)\n\s+([^\n]+)")
 # What a 500 says when the request itself is the problem (pydantic's report, llama-server's image refusal,
 # malformed JSON or tools, a prompt longer than the context).
@@ -80,8 +82,20 @@ def detail(body: Any) -> str:
 
 
 def _pydantic(text: str) -> str:
-    """pydantic's report ("2 validation errors for X\\nloc\\n  msg [type=…]\\n    For further …") as
-    "loc: msg (and 1 more)"."""
+    """A validation report in one line, "validation error: loc: msg (and N more)". Two forms are read: FastAPI's
+    (llama-cpp-python's server: "7 validation errors:\n  {'type': …, 'loc': (…), 'msg': …}\n  …") and
+    pydantic's own ("2 validation errors for X\nloc\n  msg [type=…]\n    For further …")."""
+    if _FASTAPI.match(text):
+        errors = []
+        for line in text.splitlines()[1:]:
+            line = line.strip()
+            if line.startswith("{") and line.endswith("}"):
+                try:
+                    errors.append(ast.literal_eval(line))
+                except (ValueError, SyntaxError):
+                    continue
+        if errors:
+            return _fastapi(errors)
     m = _PYDANTIC.search(text)
     if not m:
         return text
@@ -91,10 +105,18 @@ def _pydantic(text: str) -> str:
 
 
 def _fastapi(errors: list[Any]) -> str:
-    first = errors[0] if isinstance(errors[0], dict) else {"msg": str(errors[0])}
-    where = ".".join(str(p) for p in first.get("loc") or () if p != "body")
+    errors = [e if isinstance(e, dict) else {"msg": str(e)} for e in errors]
+    # A message that matches none of a union's members yields an error per member; the telling one is not a role
+    # mismatch ("Input should be 'system'") nor a field of another member that is missing.
+    first = next((e for e in errors if e.get("type") not in ("literal_error", "missing")), errors[0])
+    where = ".".join(str(p) for p in first.get("loc") or () if p != "body" and not _is_model_name(p))
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return _short(f"validation error: {where + ': ' if where else ''}{first.get('msg', '')}{more}")
+
+
+def _is_model_name(part: Any) -> bool:
+    """A union member in a location ("ChatCompletionRequestAssistantMessage"), not a field or an index."""
+    return isinstance(part, str) and part[:1].isupper()
 
 
 def _short(text: str) -> str:

@@ -66,3 +66,24 @@ def test_plain_reply_polled(client: openai.OpenAI) -> None:
                                                    max_completion_tokens=256, poll_interval_ms=100, timeout=300)
     assert run.status in ("completed", "incomplete"), run.last_error
     assert_usage(run)
+
+
+def test_its_validation_500_reads_as_an_invalid_prompt(llama_cpp_python_server: str) -> None:
+    """What it answers an assistant tool-call message with `content: null` (which the engine no longer sends), read
+    as the engine reads upstream errors: `invalid_prompt`, not retried, one short line."""
+    from worker.upstream_errors import classify
+
+    direct = openai.OpenAI(base_url=llama_cpp_python_server, api_key="none", max_retries=0)
+    call = {"id": "call_1", "type": "function", "function": {"name": "getCurrentWeather", "arguments": "{}"}}
+    try:
+        direct.chat.completions.create(model="smollm2", max_tokens=8, messages=[
+            {"role": "user", "content": "weather?"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}])
+    except openai.APIStatusError as exc:
+        assert exc.status_code == 500 and "validation error" in str(exc.body)
+        err = classify(exc)
+    else:
+        raise AssertionError("the server took content null: this quirk is gone")
+    assert err.code == "invalid_prompt" and not err.transient
+    assert err.message.startswith("The model server refused the request: validation error") and \
+        "\n" not in err.message and len(err.message) < 400

@@ -268,3 +268,28 @@ def test_closed_connections_cost_no_failed_call(stack: Stack, client: openai.Ope
 
 def test_models_lists_the_routes(client: openai.OpenAI) -> None:
     assert "smollm2-llama-cpp-python" in {m.id for m in client.models.list()}
+
+
+def test_its_refusals_read_as_invalid_prompts(llama_server: str) -> None:
+    """llama-server's own error bodies, read as the engine reads upstream errors: an image for a text-only model
+    (a 500) and a prompt longer than a slot's context (a 400) are `invalid_prompt`, in one short line."""
+    from worker.upstream_errors import classify
+
+    direct = openai.OpenAI(base_url=llama_server, api_key="none", max_retries=0)
+    image = [{"type": "text", "text": "What is this?"},
+             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+    too_long = "word " * 6000
+    errors = []
+    for content in (image, too_long):
+        try:
+            direct.chat.completions.create(model=MODEL, max_tokens=8, messages=[{"role": "user", "content": content}])
+        except openai.APIStatusError as exc:
+            errors.append((exc.status_code, classify(exc)))
+        else:
+            raise AssertionError(f"the server took {str(content)[:40]}")
+    (image_status, image_err), (long_status, long_err) = errors
+    assert image_status == 500 and image_err.code == "invalid_prompt" and not image_err.transient
+    assert "image input is not supported" in image_err.message
+    assert long_status == 400 and long_err.code == "invalid_prompt"
+    assert "does not fit the model's context (4096 tokens)" in long_err.message
+    assert all("\n" not in e.message and len(e.message) < 400 for _, e in errors)

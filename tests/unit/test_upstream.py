@@ -284,6 +284,12 @@ def test_a_500_that_is_a_validation_error_is_an_invalid_prompt() -> None:
                                        "image input is not supported - hint: if this is unexpected, you may need to "
                                        "provide the mmproj"}})
     assert err.code == "invalid_prompt" and "image input is not supported" in err.message
+    # FastAPI's report in a 500 (llama-cpp-python): the telling error of a union's, not a role mismatch.
+    from tests.model_server import PYDANTIC_NULL_CONTENT
+    err = status_error(500, {"message": PYDANTIC_NULL_CONTENT, "type": "internal_server_error"})
+    assert err.code == "invalid_prompt" and err.message == (
+        "The model server refused the request: validation error: messages.1.content: Input should be a valid string "
+        "(and 2 more)")
     # FastAPI's own 422 body.
     err = status_error(422, {"detail": [{"loc": ["body", "messages", 0, "role"], "msg": "field required"}]})
     assert err.message.endswith("validation error: messages.0.role: field required")

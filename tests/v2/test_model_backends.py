@@ -228,7 +228,7 @@ def test_a_validation_error_500_is_an_invalid_prompt(client: openai.OpenAI, mode
                                                    poll_interval_ms=50)
     assert run.status == "failed" and run.last_error.code == "invalid_prompt"
     assert run.last_error.message == ("The model server refused the request: validation error: "
-                                      "messages.1.typed-dict.content: Input should be a valid string (and 2 more)")
+                                      "messages.1.content: Input should be a valid string (and 2 more)")
     assert len(model.requests_for(word)) == 1  # not retried: sending it again cannot help
 
 
