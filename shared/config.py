@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     # Context window (tokens) per upstream model; prompts are fitted into it. JSON in the env.
     llm_context_windows: dict[str, int] = {}
     llm_default_context_window: int = 8192
+    # The default backend's kind of server ("openai", "vllm", "ollama", "llama.cpp", "llama-cpp-python",
+    # "generic"), which decides the quirks worked around; empty: "openai" for api.openai.com, else "generic".
+    llm_server: str = ""
+    # Routes of model names to their own upstreams (JSON, or a JSON file): see shared/backends.py.
+    llm_backends: str = ""
+    llm_backends_file: str = ""
     llm_timeout_seconds: float = 120.0
     # The beat's sweep: how often it runs, and after how long a queued/cancelling run with no worker activity
     # (or an in-progress run whose worker stopped heartbeating: live steps beat every 5 s, whether or not the

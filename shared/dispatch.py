@@ -61,8 +61,8 @@ def after_commit(r: "redis.Redis[bytes]", run_id: str, applied: Applied | None,
     items = all_announcements(before, applied)
     if items:
         events.publish(r, run_id, items)
-    if applied is not None and applied.finished:
-        r.delete(events.cancel_key(run_id))
+    # A cancel's key is left to expire rather than deleted here: the worker still streaming the run's answer
+    # polls it to hang up on the model, and the task confirming the cancel usually finishes first.
     _finish(applied, task)
 
 

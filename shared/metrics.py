@@ -20,8 +20,17 @@ TASK_DURATION = Histogram("assistants_task_duration_seconds",
 MODEL_DURATION = Histogram("assistants_model_request_duration_seconds",
                            "Chat Completions calls to the upstream model, streamed to the end.",
                            ["model", "outcome"], buckets=_SLOW)
-MODEL_TOKENS = Counter("assistants_model_tokens_total", "Tokens the upstream model reported, by kind.",
+MODEL_TOKENS = Counter("assistants_model_tokens_total",
+                       "Tokens of upstream model calls, by kind: as the upstream reported them, or estimated when it "
+                       "reported none (those calls are counted in assistants_model_usage_estimated_total).",
                        ["model", "kind"])
+MODEL_RESENDS = Counter("assistants_model_resends_total",
+                        "Requests sent again at once because the pooled connection they met had been closed by the "
+                        "upstream (llama-server closes it after every streamed answer); not failed calls.",
+                        ["model"])
+MODEL_USAGE_ESTIMATED = Counter("assistants_model_usage_estimated_total",
+                                "Upstream model calls that reported no token usage, whose usage was estimated.",
+                                ["model"])
 RUNS_FINISHED = Counter("assistants_runs_finished_total",
                         "Runs that reached a terminal status, counted by the worker that put them there.",
                         ["status"])

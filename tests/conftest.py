@@ -2,6 +2,7 @@
 user would point them (only base_url changes). The v2 suites run with the current `openai`, the v1 suite with
 openai==1.20.0 in its own environment: the same fixtures serve both."""
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -22,9 +23,33 @@ def model() -> Iterator[ScriptedModel]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel) -> Iterator[stack_mod.Stack]:
+def quirky_models() -> Iterator[dict[str, ScriptedModel]]:
+    """Scripted models that answer as llama-cpp-python's and llama.cpp's servers were measured to (see
+    tests/model_server.py QUIRKS), each behind its own route: models "scripted-llama-cpp-python" and
+    "scripted-llama-server"."""
+    models = {name: ScriptedModel(quirks=name).start() for name in ("llama-cpp-python", "llama-server")}
+    yield models
+    for m in models.values():
+        m.stop()
+
+
+def backends(model: ScriptedModel, quirky: dict[str, ScriptedModel]) -> str:
+    """LLM_BACKENDS for the test stack: a few routes besides the default backend (the plain scripted model)."""
+    return json.dumps({
+        "scripted-llama-cpp-python": {"base_url": quirky["llama-cpp-python"].base_url, "server": "llama-cpp-python",
+                                      "model": "smollm2"},
+        "scripted-llama-server": {"base_url": quirky["llama-server"].base_url, "server": "llama.cpp"},
+        "scripted-openai": {"base_url": model.base_url, "server": "openai", "model": "gpt-4o-2024-08-06",
+                            "api_key": "test", "owned_by": "openai"},
+        "scripted-text-only": {"context_window": 2048, "tools": False, "vision": False},
+    })
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, model: ScriptedModel,
+          quirky_models: dict[str, ScriptedModel]) -> Iterator[stack_mod.Stack]:
     s = stack_mod.start(tmp_path_factory.mktemp("stack"), {
-        "LLM_BASE_URL": model.base_url, "LLM_API_KEY": "test",
+        "LLM_BASE_URL": model.base_url, "LLM_API_KEY": "test", "LLM_BACKENDS": backends(model, quirky_models),
         # A brisk beat, so that expiry and lost-step recovery are observed in seconds rather than minutes.
         "RUN_SWEEP_SECONDS": "1", "RUN_STALE_WAITING_SECONDS": "3", "RUN_STALE_RUNNING_SECONDS": "15",
         "INGEST_STALE_SECONDS": "5",

@@ -19,7 +19,11 @@ prompts get "You said: <last user message>".
 Like a real model: `ScriptedModel(ttft=0.5, tokens_per_second=50, words=150)` answers every unscripted prompt
 with `words` words, the first after `ttft` seconds, then at that rate (the benchmark's realistic model).
 Every request body is kept, for assertions on what the model was sent. POST /v1/embeddings answers too (hashed
-bags of words, EMBEDDING_DIM dimensions), for tests of a remote embedder.
+bags of words, EMBEDDING_DIM dimensions), for tests of a remote embedder. {"error": status, "body": …} answers
+with that body as it is (a dict as JSON, a string as text).
+
+By default the server answers as OpenAI does. `ScriptedModel(quirks=…)` replays what a real server was measured
+doing instead (see QUIRKS), so that the engine's handling of it is tested without that server.
 """
 
 import itertools
@@ -33,6 +37,38 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 EMBEDDING_DIM = 64
+
+# What real servers do differently from OpenAI (measured with SmolLM2 behind them; README "The model"):
+QUIRKS: dict[str, set[str]] = {
+    "llama-cpp-python": {
+        "repeat_tool_header",  # every tool-call delta repeats id, type and name; the first arguments piece is ""
+        "no_stream_usage",  # stream_options.include_usage is ignored: no usage in streams
+        "refuse_null_content",  # an assistant message with tool_calls and content null (or no content): HTTP 500
+        "refuse_developer",  # the `developer` role: HTTP 500
+        "refuse_required",  # tool_choice "required": HTTP 500
+        "tools_need_choice",  # tools without a tool_choice are ignored
+        "auto_answers_empty",  # tools + tool_choice "auto": a model choosing words gets an empty message
+        "legacy_function_call",  # a non-streamed tool call also comes as the legacy `function_call`
+    },
+    "llama-server": {
+        "close_after_stream",  # says keep-alive, then drops the next request on that connection unanswered
+        "ignore_named_choice",  # a named tool_choice is treated as auto (the model wrote text to the limit)
+        "required_writes_text",  # "required" lets the model write text first (SmolLM2 then never called)
+        "null_first_content",  # the first chunk is {role, content: null}
+        "int_error_code",  # error bodies carry the HTTP status as `code`, and no `param`
+    },
+}
+# The validation report llama-cpp-python's server sends as a 500's message for an assistant tool-call message with
+# content null (as measured, shortened to three of its seven errors).
+PYDANTIC_NULL_CONTENT = (
+    "3 validation errors:\n"
+    "  {'type': 'literal_error', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestSystemMessage', 'role'), "
+    "'msg': \"Input should be 'system'\", 'input': 'assistant', 'ctx': {'expected': \"'system'\"}}\n"
+    "  {'type': 'string_type', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestAssistantMessage', 'content'), "
+    "'msg': 'Input should be a valid string', 'input': None}\n"
+    "  {'type': 'missing', 'loc': ('body', 'messages', 1, 'ChatCompletionRequestToolMessage', 'tool_call_id'), "
+    "'msg': 'Field required', 'input': {'role': 'assistant', 'content': None}}\n\n"
+    "  File \"llama_cpp/server/app.py\", line 376, in create_chat_completion\n    POST /v1/chat/completions")
 
 
 def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
@@ -74,14 +110,31 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _quirk_reply(quirks: set[str], body: dict[str, Any]) -> dict[str, Any] | None:
+    """The answer a quirky server gives whatever the script says, or None."""
+    messages = body.get("messages", [])
+    if "refuse_null_content" in quirks and any(
+            m.get("role") == "assistant" and m.get("tool_calls") and m.get("content") is None for m in messages):
+        return {"error": 500, "body": {"error": {"message": PYDANTIC_NULL_CONTENT, "type": "internal_server_error",
+                                                 "param": None, "code": None}}}
+    if "refuse_developer" in quirks and any(m.get("role") == "developer" for m in messages):
+        return {"error": 500, "body": {"error": {"message": "System role not supported",
+                                                 "type": "internal_server_error", "param": None, "code": None}}}
+    if "refuse_required" in quirks and body.get("tool_choice") == "required":
+        return {"error": 500, "body": {"error": {"message": "Invalid tool_choice: required",
+                                                 "type": "internal_server_error", "param": None, "code": None}}}
+    return None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # hundreds of runs call at once
 
 
 class ScriptedModel:
-    def __init__(self, host: str = "127.0.0.1", *, port: int = 0, ttft: float = 0.0, tokens_per_second: float = 0.0,
-                 words: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", quirks: str | None = None, *, port: int = 0, ttft: float = 0.0,
+                 tokens_per_second: float = 0.0, words: int = 0) -> None:
+        self.quirks = QUIRKS[quirks] if quirks else set()
         self.default_pace = {"ttft": ttft, "chunk_delay": 1 / tokens_per_second if tokens_per_second else 0.0}
         self.default_words = words
         self.lock = threading.Lock()
@@ -90,6 +143,10 @@ class ScriptedModel:
         # Chat completions being answered right now, and the most there were at once.
         self.in_flight = 0
         self.max_in_flight = 0
+        # Requests dropped unanswered on a connection kept after a stream ("close_after_stream").
+        self.dropped = 0
+        # Streams the client hung up on before their end: (last user message, time.monotonic()).
+        self.aborted: list[tuple[str, float]] = []
         self.server = _Server((host, port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -126,12 +183,42 @@ class ScriptedModel:
         text = _last_user_text(body.get("messages", []))
         with self.lock:
             self.requests.append(body)
+            refused = _quirk_reply(self.quirks, body)
+            if refused is not None:
+                return refused
             for match, replies in self.rules:
                 if match in text and replies:
-                    return _cite(replies.pop(0), body.get("messages", []))
+                    if "auto_answers_empty" in self.quirks and body.get("tools") and \
+                            body.get("tool_choice") == "auto" and not replies[0].get("tool_calls"):
+                        # Its grammar after "message:" admits only a function name or the end: the words the
+                        # script holds are not said (and stay for the next request).
+                        return {"empty": True}
+                    return self._as_served(_cite(replies.pop(0), body.get("messages", [])), body)
         if self.default_words:
             return {"text": " ".join(f"word{i}" for i in range(self.default_words)), **self.default_pace}
         return {"text": f"You said: {text}", **self.default_pace}
+
+    def _as_served(self, reply: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The scripted reply, as the server lets it through."""
+        if not reply.get("tool_calls"):
+            return reply
+        schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+        if schema is not None:
+            # Output constrained to a JSON schema (llama-server, Ollama, vLLM, OpenAI): the scripted call is written
+            # as the JSON the schema asks for, its arguments, or {"name", "arguments"} for a choice of tools.
+            call = reply["tool_calls"][0]
+            text = call.get("arguments", "{}")
+            if "anyOf" in schema:
+                text = json.dumps({"name": call["name"], "arguments": json.loads(text)})
+            return {"text": text, "arg_chunk": reply.get("arg_chunk")}
+        choice = body.get("tool_choice")
+        if ("tools_need_choice" in self.quirks and choice is None) or \
+                ("ignore_named_choice" in self.quirks and isinstance(choice, dict)) or \
+                ("required_writes_text" in self.quirks and choice == "required"):
+            # The server never offered the tools to the model (or did not force the call): it wrote text to the
+            # token limit instead.
+            return {"text": "I will now call the function to find out.", "finish_reason": "length"}
+        return reply
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         model = self
@@ -139,8 +226,21 @@ class ScriptedModel:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            drop_next = False
+
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def handle_one_request(self) -> None:
+                if self.drop_next:
+                    # llama-server closes the connection after a stream though it said keep-alive: whatever the
+                    # client sends next on it gets no answer.
+                    if self.rfile.readline():
+                        with model.lock:
+                            model.dropped += 1
+                    self.close_connection = True
+                    return
+                super().handle_one_request()
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -163,41 +263,70 @@ class ScriptedModel:
             def _answer(self, body: dict[str, Any], reply: dict[str, Any]) -> None:
                 time.sleep(float(reply.get("delay", 0)))
                 if "error" in reply:
-                    self._json(int(reply["error"]), {"error": {"message": reply.get("message", "scripted error"),
-                                                               "type": "server_error", "code": None}})
+                    status = int(reply["error"])
+                    error: dict[str, Any] = {"message": reply.get("message", "scripted error"), "type": "server_error",
+                                             "code": None}
+                    if "int_error_code" in model.quirks:
+                        error = {"code": status, "message": error["message"], "type": "server_error"}
+                    raw = reply.get("body", {"error": error})
+                    if isinstance(raw, str):
+                        self._send(status, raw.encode(), "text/plain")
+                    else:
+                        self._json(status, raw)
                     return
                 if body.get("stream"):
                     self._stream(body, reply)
                 else:
-                    self._json(200, _completion(body, reply))
+                    self._json(200, _completion(body, {"text": ""} if reply.get("empty") else reply, model.quirks))
 
             def _json(self, status: int, data: dict[str, Any]) -> None:
-                raw = json.dumps(data).encode()
+                self._send(status, json.dumps(data).encode(), "application/json")
+
+            def _send(self, status: int, raw: bytes, content_type: str) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
 
             def _stream(self, body: dict[str, Any], reply: dict[str, Any]) -> None:
+                keep = "close_after_stream" in model.quirks
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
+                if keep:  # chunked, so that the connection could carry another request (it will not)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.send_header("Keep-Alive", "timeout=5, max=100")
+                else:
+                    self.send_header("Connection", "close")
                 self.end_headers()
+
+                def write(data: bytes) -> None:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if keep else data)
+                    self.wfile.flush()
+
                 pause = float(reply.get("chunk_delay", 0))
                 stall_after, stall = reply.get("stall", (0, 0.0))
-                for i, chunk in enumerate(_chunks(body, reply)):
-                    if i == 1:  # after the role chunk: the model thinks before its first token
-                        time.sleep(float(reply.get("ttft", 0)))
-                    if stall_after and i == stall_after + 1:  # mid-answer, the model stops to think again
-                        time.sleep(float(stall))
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                try:
+                    for i, chunk in enumerate([] if reply.get("empty") else _chunks(body, reply, model.quirks)):
+                        if i == 1:  # after the role chunk: the model thinks before its first token
+                            time.sleep(float(reply.get("ttft", 0)))
+                        if stall_after and i == stall_after + 1:  # mid-answer, the model stops to think again
+                            time.sleep(float(stall))
+                        write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        if i:
+                            time.sleep(pause)
+                except (BrokenPipeError, ConnectionResetError):
+                    with model.lock:  # the client hung up mid-answer (a real server stops generating then)
+                        model.aborted.append((_last_user_text(body.get("messages", [])), time.monotonic()))
+                    self.close_connection = True
+                    return
+                write(b"data: [DONE]\n\n")
+                if keep:
+                    self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
-                    if i:
-                        time.sleep(pause)
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
-                self.close_connection = True
+                    self.drop_next = True
+                else:
+                    self.close_connection = True
 
         return Handler
 
@@ -213,11 +342,13 @@ def _calls(reply: dict[str, Any]) -> list[dict[str, Any]]:
              "arguments": c.get("arguments", "{}")} for i, c in enumerate(reply.get("tool_calls", []))]
 
 
-def _chunks(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]:
+def _chunks(body: dict[str, Any], reply: dict[str, Any], quirks: set[str] | None = None) -> list[dict[str, Any]]:
+    quirks = quirks or set()
     base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": body.get("model", "scripted")}
-    # The role comes first, as OpenAI sends it, before the model has produced anything.
-    out: list[dict[str, Any]] = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+    # The role comes first, before the model has produced anything: content "" from OpenAI, null from llama-server.
+    first = None if "null_first_content" in quirks else ""
+    out: list[dict[str, Any]] = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": first},
                                                        "finish_reason": None}]}]
     words = reply.get("text", "").split(" ")
     for i, word in enumerate(words if reply.get("text") else []):
@@ -228,10 +359,13 @@ def _chunks(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]
         args = call["arguments"]
         size = int(reply.get("arg_chunk") or (len(args) + 1) // 2 or 1)
         pieces = [args[j:j + size] for j in range(0, len(args), size)]
+        header = {"index": i, "id": call["id"], "type": "function"}
+        if "repeat_tool_header" in quirks:  # llama-cpp-python: the id and name again in every delta
+            per_call.append([{**header, "function": {"name": call["name"], "arguments": p}} for p in ["", *pieces]])
+            continue
         if reply.get("empty_first_piece") or not pieces:
             pieces.insert(0, "")
-        per_call.append([{"index": i, "id": call["id"], "type": "function",
-                          "function": {"name": call["name"], "arguments": pieces[0]}},
+        per_call.append([{**header, "function": {"name": call["name"], "arguments": pieces[0]}},
                          *({"index": i, "function": {"arguments": p}} for p in pieces[1:])])
     if reply.get("interleave_calls"):
         deltas = [d for turn in itertools.zip_longest(*per_call) for d in turn if d is not None]
@@ -241,17 +375,19 @@ def _chunks(body: dict[str, Any], reply: dict[str, Any]) -> list[dict[str, Any]]
         out.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [d]}, "finish_reason": None}]})
     finish = reply.get("finish_reason") or ("tool_calls" if reply.get("tool_calls") else "stop")
     out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-    if (body.get("stream_options") or {}).get("include_usage"):
+    if (body.get("stream_options") or {}).get("include_usage") and "no_stream_usage" not in quirks:
         out.append({**base, "choices": [], "usage": _usage(body, reply)})
     return out
 
 
-def _completion(body: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
+def _completion(body: dict[str, Any], reply: dict[str, Any], quirks: set[str] | None = None) -> dict[str, Any]:
     calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
              for c in _calls(reply)]
     message: dict[str, Any] = {"role": "assistant", "content": reply.get("text") or None}
     if calls:
         message["tool_calls"] = calls
+        if "legacy_function_call" in (quirks or set()):
+            message["function_call"] = calls[0]["function"]
     return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "scripted"), "usage": _usage(body, reply),
             "choices": [{"index": 0, "message": message,

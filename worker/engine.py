@@ -25,7 +25,7 @@ from shared.dispatch import Task
 from shared.ids import now
 from shared.models import Message, Run, RunStep
 from shared.runstate import TERMINAL, Event, Status
-from worker import code_tool, inflight, model, prompt, reply, retrieval, store, toolcalls
+from worker import inflight, model, prompt, reply, retrieval, run_request, store, toolcalls
 from worker.inflight import TRACKER
 from worker.live import LiveStep
 from worker.outcome import Outcome, commit
@@ -119,8 +119,7 @@ def waits_for_files(run: Run, at: float) -> bool:
 
 
 def _read_turn(conn: Any, run: Run) -> Turn:
-    upstream = model.upstream_model(run.model)
-    window = model.context_window(upstream)
+    window = model.context_window(run.model)
     strategy = run.truncation_strategy or {}
     last_n = int(strategy["last_messages"]) if strategy.get("type") == "last_messages" and strategy.get(
         "last_messages") else None
@@ -134,15 +133,10 @@ def _read_turn(conn: Any, run: Run) -> Turn:
 
 def _model_step(turn: Turn) -> None:
     run, seq = turn.run, turn.run.step_seq
-    upstream = model.upstream_model(run.model)
-    window = model.context_window(upstream)
+    window = model.context_window(run.model)
     reserve = run.max_completion_tokens or min(1024, window // 4)
     built = prompt.build(run, turn.history, turn.steps, window=window, reserve=reserve)
-    req = model.ModelRequest(
-        model=upstream, messages=built.messages, tools=_function_tools(run.tools),
-        tool_choice=_tool_choice(run.tool_choice), parallel_tool_calls=run.parallel_tool_calls,
-        temperature=run.temperature, top_p=run.top_p, response_format=_response_format(run.response_format),
-        max_tokens=run.max_completion_tokens)
+    req = run_request.build(run, built.messages)
     r = events.shared_client()
     # The step gives up at the run's expiry (no pool enforces a soft time limit for it); the sweep expires the run.
     with TRACKER.watch(run.id, seq, deadline=float(run.expires_at or time.time() + 600)) as watch:
@@ -174,26 +168,3 @@ def fail_unexpectedly(run_id: str, seq: int) -> None:
         applied = runflow.apply(conn, run, Event.FAIL, last_error={
             "code": "server_error", "message": "The server had an error while processing this run."})
     dispatch.after_commit(events.shared_client(), run_id, applied)
-
-
-def _function_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tools the model is offered: the run's functions, and code_interpreter as a function the model calls
-    with Python code, file_search as a function taking a query."""
-    offered = [{"type": "function", "function": t["function"]} for t in tools if t.get("type") == "function"]
-    if any(t.get("type") == "code_interpreter" for t in tools):
-        offered.append(code_tool.DEFINITION)
-    if retrieval.has_search(tools):
-        offered.append(retrieval.DEFINITION)
-    return offered
-
-
-def _tool_choice(choice: Any) -> Any:
-    if isinstance(choice, dict):
-        if choice.get("type") == "function":
-            return {"type": "function", "function": {"name": choice["function"]["name"]}}
-        return "required"
-    return choice
-
-
-def _response_format(rf: Any) -> Any:
-    return rf if isinstance(rf, dict) and rf.get("type") != "text" else None

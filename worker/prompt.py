@@ -97,7 +97,8 @@ def tool_rounds(steps: list[RunStep]) -> list[dict[str, Any]]:
         pairs = [p for p in map(_call, s.step_details.get("tool_calls", [])) if p is not None]
         if not pairs:
             continue
-        out.append({"role": "assistant", "content": None, "tool_calls": [call for call, _ in pairs]})
+        # content "" rather than null: both are OpenAI's spec, but llama-cpp-python refuses null (HTTP 500).
+        out.append({"role": "assistant", "content": "", "tool_calls": [call for call, _ in pairs]})
         out.extend({"role": "tool", "tool_call_id": call["id"], "content": output} for call, output in pairs)
     return out
 

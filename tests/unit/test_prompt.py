@@ -52,6 +52,8 @@ def test_answered_tool_calls_follow_the_thread() -> None:
                    kind="tool_calls", created_at=0, status="completed", step_details=details)
     p = build(run(), [msg(1, "q")], [step], window=8192, reserve=0)
     assert p.messages[1]["tool_calls"][0]["function"] == {"name": "f", "arguments": "{}"}
+    # "" rather than null: llama-cpp-python's server answers null with a 500; OpenAI's spec allows both.
+    assert p.messages[1]["content"] == ""
     assert p.messages[2] == {"role": "tool", "tool_call_id": "call_1", "content": "42"}
 
 
