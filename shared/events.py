@@ -46,16 +46,20 @@ def retention(events: list[tuple[str, Any]]) -> int:
     return ACTIVE_RETENTION_SECONDS
 
 
-def publish(r: "redis.Redis[bytes]", run_id: str, events: list[tuple[str, Any]], *, refresh_ttl: bool = True) -> None:
-    """Append events in order (one round trip). Token deltas pass refresh_ttl=False: the stream's expiry is
-    set by the events around them, and a lone XADD skips the pipeline's client-side cost."""
-    if len(events) == 1 and not refresh_ttl:
-        r.xadd(key(run_id), encode(*events[0]), maxlen=MAX_ENTRIES, approximate=True)
-        return
-    pipe = r.pipeline(transaction=False)
+def queue_in(pipe: "redis.client.Pipeline[bytes]", run_id: str, events: list[tuple[str, Any]], *,
+             refresh_ttl: bool = True) -> None:
+    """Add the appends of `events` (and the stream's new expiry) to a pipeline. Token deltas pass
+    refresh_ttl=False: the stream's expiry is set by the events around them."""
     for event, data in events:
         pipe.xadd(key(run_id), encode(event, data), maxlen=MAX_ENTRIES, approximate=True)
-    pipe.expire(key(run_id), retention(events))
+    if refresh_ttl:
+        pipe.expire(key(run_id), retention(events))
+
+
+def publish(r: "redis.Redis[bytes]", run_id: str, events: list[tuple[str, Any]], *, refresh_ttl: bool = True) -> None:
+    """Append events in order, in one round trip."""
+    pipe = r.pipeline(transaction=False)
+    queue_in(pipe, run_id, events, refresh_ttl=refresh_ttl)
     pipe.execute()
 
 

@@ -27,8 +27,9 @@ from shared.models import Message, Run, RunStep
 from shared.runstate import TERMINAL, Event, Status
 from worker import inflight, model, prompt, reply, retrieval, run_request, store, toolcalls
 from worker.inflight import TRACKER
-from worker.live import LiveStep
+from worker.live import PUBLISH_ERRORS, LiveStep
 from worker.outcome import Outcome, commit
+from worker.publisher import PUBLISHER
 
 log = logging.getLogger("worker.engine")
 
@@ -132,15 +133,22 @@ def _read_turn(conn: Any, run: Run) -> Turn:
 
 
 def _model_step(turn: Turn) -> None:
-    run, seq = turn.run, turn.run.step_seq
+    run = turn.run
     window = model.context_window(run.model)
     reserve = run.max_completion_tokens or min(1024, window // 4)
     built = prompt.build(run, turn.history, turn.steps, window=window, reserve=reserve)
     req = run_request.build(run, built.messages)
-    r = events.shared_client()
+    try:
+        _stream_and_commit(turn, req)
+    finally:
+        PUBLISHER.forget(run.id)  # an error met writing this step's deltas concerns no later step
+
+
+def _stream_and_commit(turn: Turn, req: model.ModelRequest) -> None:
+    run, seq = turn.run, turn.run.step_seq
     # The step gives up at the run's expiry (no pool enforces a soft time limit for it); the sweep expires the run.
     with TRACKER.watch(run.id, seq, deadline=float(run.expires_at or time.time() + 600)) as watch:
-        live = LiveStep(run, seq, lambda items, ttl: events.publish(r, run.id, items, refresh_ttl=ttl), watch)
+        live = LiveStep(run, seq, lambda items, ttl: PUBLISHER.send(run.id, items, ttl), watch)
         watch.on_tick = live.flush_due
         try:
             result = model.complete(req, on_text=live.text, on_tool_delta=live.tool_delta,
@@ -151,12 +159,22 @@ def _model_step(turn: Turn) -> None:
             return  # cancelled (the cancel's own task finishes the run), overtaken, or overdue (the sweep expires it)
         except model.ModelError as err:
             log.warning("run %s failed: %s", run.id, err.message)
+            _deltas_written(live)
             commit(run, Outcome(Event.FAIL, given={"last_error": {"code": err.code, "message": err.message}}))
             return
         live.flush()  # the answer's last words go out before it is announced complete
+        _deltas_written(live)
         if watch.broken is not None:
             raise Interrupted("Redis failed while streaming the answer") from watch.broken
     commit(run, reply.decide(run, live, result, turn.steps, now()))
+
+
+def _deltas_written(live: LiveStep) -> None:
+    """Wait until the step's streamed deltas are in Redis: its end, announced next, must not overtake them."""
+    try:
+        PUBLISHER.written(live.run.id)
+    except PUBLISH_ERRORS as exc:
+        live.watch.broken = exc
 
 
 def fail_unexpectedly(run_id: str, seq: int) -> None:

@@ -27,6 +27,8 @@ from worker import code_tool, model, retrieval
 from worker.inflight import Watch
 
 _B62 = string.ascii_letters + string.digits
+# What writing events raises when Redis is away (directly, or as reported by worker/publisher.py).
+PUBLISH_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, TimeoutError, OSError)
 Publish = Callable[[list[tuple[str, Any]], bool], None]
 
 
@@ -175,5 +177,5 @@ class LiveStep:
             return
         try:
             self._publish(items, refresh_ttl)
-        except redis.RedisError as exc:
+        except PUBLISH_ERRORS as exc:
             self.watch.broken = exc
