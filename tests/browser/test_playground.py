@@ -251,7 +251,8 @@ def test_a_dropped_stream_resumes_from_the_last_event(playground: Playground, mo
     the whole reply exactly once."""
     page, w = playground.page, word()
     sentence = " ".join(f"token{i}" for i in range(30))
-    model.script(w, {"text": sentence})
+    # Tokens slower than the 0.1 s over which text deltas are coalesced: a delta each, so the cut falls mid-answer.
+    model.script(w, {"text": sentence, "chunk_delay": 0.15})
     resumed: list[dict[str, str]] = []
 
     def cut(route: Route) -> None:
@@ -271,7 +272,7 @@ def test_a_dropped_stream_resumes_from_the_last_event(playground: Playground, mo
     open_threads(playground, assistant_id)
     send(page, f"say many tokens {w}")
     reply = log(page).get_by_role("article", name="Assistant")
-    expect(reply).to_contain_text(sentence)
+    expect(reply).to_contain_text(sentence, timeout=30_000)  # the cut response comes after the whole run (~5 s)
     assert reply.locator(".markdown").inner_text().strip() == sentence
     assert resumed and resumed[0]["last-event-id"]
     expect(page.get_by_role("complementary", name="Run details").locator(".status").first).to_have_text("completed")
