@@ -25,10 +25,11 @@ class Task(StrEnum):
     SEARCH = "assistants.search.execute"  # (run_id, step_seq): the open tool step, searches only
     INGEST = "assistants.ingest.file"  # (vector_store_id, file_id, attempt)
     END_SESSION = "assistants.sandbox.end_session"  # (thread_id)
+    WEBHOOK_DELIVER = "assistants.webhooks.deliver"  # (delivery_id, event_id or None)
 
 
 QUEUE = {Task.ADVANCE: Queue.RUNS, Task.CODE: Queue.CODE, Task.SEARCH: Queue.RUNS, Task.INGEST: Queue.INGEST,
-         Task.END_SESSION: Queue.CODE}
+         Task.END_SESSION: Queue.CODE, Task.WEBHOOK_DELIVER: Queue.WEBHOOKS}
 
 
 def _celery() -> "Celery":
