@@ -2,14 +2,18 @@
 after the database commit, so a worker never sees a run that is not there yet, and an event never announces a
 change that rolled back."""
 
+import logging
 from typing import Any
 
+import anyio
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
 from shared import dispatch, events
 from shared.dispatch import Task
 from shared.runflow import Applied
+
+log = logging.getLogger("api.dispatch")
 
 # What publishing or enqueueing raises while Redis (stream store and broker) is away.
 DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (RedisError, BrokerError)
@@ -34,16 +38,27 @@ async def after_commit(run_id: str, applied: Applied | None, before: list[tuple[
     return await dispatch.after_commit_async(redis_client(), run_id, applied, before or [])
 
 
-def enqueue_advance(run_id: str, step_seq: int) -> None:
-    dispatch.step_task(run_id, step_seq)
+# Tasks are sent from a thread: publishing to the broker blocks (for seconds, retrying, if Redis is away), which
+# must not stall the event loop that serves every other request and stream of the process.
+
+async def enqueue_advance(run_id: str, step_seq: int) -> None:
+    await anyio.to_thread.run_sync(dispatch.step_task, run_id, step_seq)
 
 
 def enqueue_ingest(vector_store_id: str, file_id: str, attempt: int) -> None:
-    """Index a vector store file (the task carries its attempt: a re-added file makes older tasks stale)."""
-    dispatch.send(Task.INGEST, vector_store_id, file_id, attempt)
+    """Index a vector store file (the task carries its attempt: a re-added file makes older tasks stale). Called
+    from the session's after-commit hook, which cannot wait: if Redis is away, the beat's nudge enqueues it."""
+    try:
+        dispatch.send(Task.INGEST, vector_store_id, file_id, attempt)
+    except DEPENDENCY_ERRORS:
+        log.warning("file %s of %s: ingestion not enqueued (Redis unavailable); the beat will", file_id,
+                    vector_store_id)
 
 
-def end_sandbox_session(thread_id: str) -> None:
+async def end_sandbox_session(thread_id: str) -> None:
     """A deleted thread's code_interpreter session (its variables and files) goes too, now rather than when the
-    reaper finds it idle."""
-    dispatch.send(Task.END_SESSION, thread_id)
+    reaper finds it idle (which it still does if Redis is away now)."""
+    try:
+        await anyio.to_thread.run_sync(dispatch.send, Task.END_SESSION, thread_id)
+    except DEPENDENCY_ERRORS:
+        log.warning("thread %s: its sandbox session is left to the reaper (Redis unavailable)", thread_id)

@@ -20,9 +20,10 @@ RETRY_AFTER_SECONDS = 2
 
 class APIError(Exception):
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None) -> None:
+                 param: str | None = None, code: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.retry_after = retry_after
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -42,7 +43,8 @@ def file_not_found(file_id: str) -> APIError:
 
 
 def error_response(err: APIError) -> JSONResponse:
-    return JSONResponse(err.body(), status_code=err.status)
+    headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+    return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -83,10 +85,9 @@ def install(app: FastAPI) -> None:
         be retried — which the SDKs do on a 503, after Retry-After."""
         log.warning("%s %s: a dependency is unavailable (%s: %s)", request.method, request.url.path,
                     exc.__class__.__name__, str(exc)[:200])
-        response = error_response(APIError(503, "The service is temporarily unavailable; please retry shortly.",
-                                           type="server_error", code="service_unavailable"))
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return error_response(APIError(503, "The service is temporarily unavailable; please retry shortly.",
+                                       type="server_error", code="service_unavailable",
+                                       retry_after=RETRY_AFTER_SECONDS))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

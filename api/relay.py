@@ -13,6 +13,7 @@ just wait (their streams send keep-alives), and resume from their cursors when i
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,9 @@ log = logging.getLogger("api.relay")
 
 BLOCK_MS = 5000  # each XREAD returns at least this often, so a dead connection is noticed
 COUNT = 200  # entries per stream per read
+
+
+ENTRY_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
 
 
 def id_key(entry_id: str) -> tuple[int, int]:
@@ -90,7 +94,7 @@ class Relay:
             pipe.expire(self._wake_key, 300)
             await pipe.execute()
         except RedisError:  # the reader is retrying anyway, and will include this follower then
-            log.warning("could not wake the relay", exc_info=True)
+            log.warning("could not wake the relay (Redis unavailable)")
 
     def _client(self) -> "aioredis.Redis[bytes]":
         if self._reader is None:
@@ -105,34 +109,44 @@ class Relay:
             streams = {self._wake_key: self._wake_cursor, **self._cursors}
             try:
                 got = await self._client().xread(streams, block=BLOCK_MS, count=COUNT)
-            except (RedisError, OSError):
-                log.warning("relay read failed; retrying in %.1f s", delay, exc_info=True)
-                await self._reset()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
+                delay = 0.2
+                for stream, entries in got or []:
+                    name = stream.decode() if isinstance(stream, bytes) else stream
+                    self._deliver(name, id_key(streams[name]), entries)
             except asyncio.CancelledError:
                 await self._reset()
                 raise
-            delay = 0.2
-            for stream, entries in got or []:
-                self._deliver(stream.decode() if isinstance(stream, bytes) else stream, entries)
+            except Exception as exc:  # Redis away, or a bug: the loop must go on for every stream of this process
+                if isinstance(exc, RedisError | OSError):
+                    log.warning("relay read failed (%s: %s); retrying in %.1f s", exc.__class__.__name__, exc, delay)
+                else:
+                    log.exception("relay read failed; retrying in %.1f s", delay)
+                await self._reset()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
-    def _deliver(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _deliver(self, stream: str, read_from: tuple[int, int],
+                 entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Hand a read's entries to the stream's followers. A follower whose cursor is older than where this read
+        started (it joined, resuming, while the read was under way) gets nothing from it: the next read starts
+        at its cursor, so the entries in between reach it in order."""
         if stream == self._wake_key:
             self._wake_cursor = entries[-1][0].decode()
             return
         run_id = stream.removeprefix("run:").removesuffix(":events")
         decoded = [(raw_id.decode(), fields[b"event"].decode(), fields[b"data"].decode()) for raw_id, fields in entries]
         keys = [id_key(entry_id) for entry_id, _, _ in decoded]
-        for f in self.followers.get(run_id, ()):
+        group = self.followers.get(run_id, set())
+        for f in group:
             mine = id_key(f.cursor)
+            if mine < read_from:
+                continue
             for key, entry in zip(keys, decoded, strict=True):
                 if key > mine:
                     f.queue.put_nowait(entry)
             f.cursor = max(f.cursor, decoded[-1][0], key=id_key)
-        if stream in self._cursors:
-            self._cursors[stream] = decoded[-1][0]
+        if group:
+            self._cursors[stream] = min((f.cursor for f in group), key=id_key)
 
     async def _reset(self) -> None:
         if self._reader is not None:

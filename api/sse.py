@@ -12,19 +12,25 @@ a silence longer than a run can last.
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import DBAPIError
 
 from api.relay import before, relay
+from api.services import runs as runs_svc
 from shared import events, wire
 from shared.config import get_settings
+from shared.models import Run
 from shared.wire import Version
 
 # A comment line alone, with no blank line after it: the blank line would end an event, and the openai SDKs'
 # decoders (which keep the last `id:` seen, as the SSE spec says) then dispatch an empty event and fail to parse
 # its data. Without it the comment is simply skipped, by them and by every other SSE reader.
 KEEPALIVE = b": keep-alive\n"
+STREAM_ENDS = {f"{e.removeprefix('thread.run.')}" for e in events.CLOSING if e.startswith("thread.run.")}
+DB_ERRORS = (OSError, DBAPIError)
 # Longer than a run lives (its expiry ends it with events): a stream silent this long follows a lost run.
 MAX_SILENCE_SECONDS = 660.0
 
@@ -53,6 +59,11 @@ async def _frames(run_id: str, version: Version, cursor: str) -> AsyncIterator[b
                 silent += every
                 if silent > MAX_SILENCE_SECONDS:
                     return  # the run is stuck or gone; the client may reconnect with Last-Event-ID
+                ended = await _ended_quietly(run_id)
+                if ended is not None:
+                    yield _frame("0-0", f"thread.run.{ended.status}", json.dumps(wire.run(ended)), version)
+                    yield _frame("0-0", events.DONE, "[DONE]", version)
+                    return
                 yield KEEPALIVE
                 continue
             silent = 0.0
@@ -64,6 +75,22 @@ async def _frames(run_id: str, version: Version, cursor: str) -> AsyncIterator[b
             yield b"".join(frames)
             if event == events.DONE:
                 return
+
+
+# A run whose state changed this long ago without its stream saying so lost its events (Redis was away when they
+# were to be written, or the stream expired): the database has the last word.
+QUIET_SECONDS = 5.0
+
+
+async def _ended_quietly(run_id: str) -> Run | None:
+    """The run, if it has reached a status that ends a stream (terminal, or waiting for the client) unannounced."""
+    try:
+        run = await runs_svc.load(run_id)
+    except DB_ERRORS:  # the database is away too: keep waiting
+        return None
+    if run is None or run.status not in STREAM_ENDS:
+        return None
+    return run if time.time() - (run.heartbeat_at or 0) > QUIET_SECONDS else None
 
 
 def stream(run_id: str, version: Version, *, start: str | None = None, after: str | None = None) -> StreamingResponse:

@@ -5,18 +5,24 @@ Tasks are sent by name, so the API and every worker enqueue without importing ea
 engine, its tool steps and the task definitions stay free of import cycles).
 """
 
+import logging
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+import anyio
+import redis
 
 from shared import events, metrics
 from shared.runflow import Applied, all_announcements
 from worker.queues import Queue
 
 if TYPE_CHECKING:
-    import redis
     import redis.asyncio as aioredis
     from celery import Celery
+
+
+log = logging.getLogger("dispatch")
 
 
 class Task(StrEnum):
@@ -58,19 +64,29 @@ def _finish(applied: Applied | None, task: Task) -> None:
 
 def after_commit(r: "redis.Redis[bytes]", run_id: str, applied: Applied | None,
                  before: Sequence[tuple[str, Any]] = (), task: Task = Task.ADVANCE) -> None:
-    """A worker's committed step: its events and the run's new status to streaming clients, then the next task."""
+    """A worker's committed step: its events and the run's new status to streaming clients, then the next task.
+
+    The step is committed whatever happens here: events that cannot be written (Redis away) are given up —
+    a stream left silent learns the run's state from the database (api/sse.py) — and the next task is sent all
+    the same (if it cannot be, the beat's sweep sends it)."""
     items = all_announcements(before, applied)
-    if items:
-        events.publish(r, run_id, items)
-    # A cancel's key is left to expire rather than deleted here: the worker still streaming the run's answer
-    # polls it to hang up on the model, and the task confirming the cancel usually finishes first.
-    _finish(applied, task)
+    try:
+        if items:
+            events.publish(r, run_id, items)
+    except redis.RedisError:
+        log.warning("run %s: %d events not published (Redis unavailable)", run_id, len(items), exc_info=True)
+    finally:
+        # A cancel's key is left to expire rather than deleted here: the worker still streaming the run's answer
+        # polls it to hang up on the model, and the task confirming the cancel usually finishes first.
+        _finish(applied, task)
 
 
 async def after_commit_async(r: "aioredis.Redis[bytes]", run_id: str, applied: Applied | None,
                              before: Sequence[tuple[str, Any]] = ()) -> str | None:
-    """The API's committed change; returns the id of the first event published (a new stream starts there)."""
+    """The API's committed change; returns the id of the first event published (a new stream starts there).
+    The task is sent from a thread: publishing to the broker blocks (for seconds, retrying, if Redis is away),
+    which must not stall the event loop that serves every other request and stream of the process."""
     items = all_announcements(before, applied)
     first = await events.apublish(r, run_id, items) if items else None
-    _finish(applied, Task.ADVANCE)
+    await anyio.to_thread.run_sync(_finish, applied, Task.ADVANCE)
     return first

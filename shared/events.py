@@ -75,8 +75,11 @@ async def apublish(r: "aioredis.Redis[bytes]", run_id: str, events: list[tuple[s
 
 
 def sync_client() -> "redis.Redis[bytes]":
-    """A client of its own (e.g. for a component that keeps one); most code wants `shared_client()`."""
-    return redis.Redis.from_url(get_settings().redis_url)
+    """A client of its own (e.g. for a component that keeps one); most code wants `shared_client()`. Its
+    commands time out like the shared pool's: a half-open connection after a failover must not hang its user."""
+    s = get_settings()
+    return redis.Redis.from_url(s.redis_url, socket_timeout=s.redis_socket_timeout_seconds,
+                                socket_connect_timeout=s.redis_socket_timeout_seconds, health_check_interval=30)
 
 
 @lru_cache

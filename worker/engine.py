@@ -15,10 +15,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-import redis
-from sqlalchemy import exc as sa_exc
-
 from shared import dispatch, events, logs, runflow
 from shared.config import get_settings
 from shared.dispatch import Task
@@ -26,6 +22,7 @@ from shared.ids import now
 from shared.models import Message, Run, RunStep
 from shared.runstate import TERMINAL, Event, Status
 from worker import inflight, model, prompt, reply, retrieval, run_request, store, toolcalls
+from worker.failures import PASSED_ON, RETRYABLE, Interrupted, fail_unexpectedly
 from worker.inflight import TRACKER
 from worker.live import PUBLISH_ERRORS, LiveStep
 from worker.outcome import Outcome, commit
@@ -33,18 +30,7 @@ from worker.publisher import PUBLISHER
 
 log = logging.getLogger("worker.engine")
 
-# Errors of our own infrastructure (Redis, Postgres: restarts, failovers, timeouts). A step meeting one is retried
-# with backoff, or left for the sweep; it never fails the user's run.
-TRANSIENT: tuple[type[BaseException], ...] = (redis.RedisError, sa_exc.OperationalError, sa_exc.InterfaceError,
-                                              psycopg.OperationalError, psycopg.InterfaceError)
 INDEXING_POLL_SECONDS = 1.0
-
-
-class Interrupted(Exception):
-    """The step met an infrastructure error mid-way; its task retries it (the step's token is unchanged)."""
-
-
-RETRYABLE: tuple[type[BaseException], ...] = (Interrupted, *TRANSIENT)
 
 
 @dataclass
@@ -85,9 +71,19 @@ def advance(run_id: str, seq: int) -> None:
         if applied is not None:
             run = applied.run
         turn = _read_turn(conn, run) if run.status == Status.IN_PROGRESS else None
-    dispatch.after_commit(r, run.id, applied)
-    if turn is None:
-        return  # ended (cancelled, expired) or requires_action: the client acts next
+    # Committed: from here on, the step's token is run.step_seq (a START moved it on).
+    try:
+        dispatch.after_commit(r, run.id, applied)
+        if turn is not None:
+            _take_turn(turn)
+    except RETRYABLE as exc:
+        raise Interrupted(f"{exc.__class__.__name__}: {exc}", seq=run.step_seq) from exc
+    except inflight.Duplicate:
+        log.info("run %s: step %d is being run by another task", run.id, run.step_seq)
+
+
+def _take_turn(turn: Turn) -> None:
+    run = turn.run
     open_step = next((s for s in turn.steps if s.kind == "tool_calls" and s.status == "in_progress"), None)
     if open_step is not None:
         # The turn's tools are still to run (this is the sweep's nudge after their task was lost): run them,
@@ -104,7 +100,7 @@ def advance(run_id: str, seq: int) -> None:
         return
     try:
         _model_step(turn)
-    except RETRYABLE:
+    except PASSED_ON:
         raise
     except Exception:
         log.exception("run %s: step failed unexpectedly", run.id)
@@ -120,7 +116,10 @@ def waits_for_files(run: Run, at: float) -> bool:
 
 
 def _read_turn(conn: Any, run: Run) -> Turn:
-    window = model.context_window(run.model)
+    try:
+        window = model.context_window(run.model)
+    except model.ModelError:  # misconfigured backends: the model call says so, failing the run with the reason
+        window = get_settings().llm_default_context_window
     strategy = run.truncation_strategy or {}
     last_n = int(strategy["last_messages"]) if strategy.get("type") == "last_messages" and strategy.get(
         "last_messages") else None
@@ -177,12 +176,3 @@ def _deltas_written(live: LiveStep) -> None:
         live.watch.broken = exc
 
 
-def fail_unexpectedly(run_id: str, seq: int) -> None:
-    """A bug must not leave the run in progress until it expires: fail it, if it is still at the step that broke."""
-    with store.begin() as conn:
-        run = store.load_run(conn, run_id)
-        if run is None or run.step_seq != seq or run.status != Status.IN_PROGRESS:
-            return
-        applied = runflow.apply(conn, run, Event.FAIL, last_error={
-            "code": "server_error", "message": "The server had an error while processing this run."})
-    dispatch.after_commit(events.shared_client(), run_id, applied)

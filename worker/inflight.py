@@ -2,9 +2,16 @@
 
 A gevent worker holds hundreds of steps at once. Each needs to notice a cancel quickly and to tell the sweep it is
 alive; done per run, that was a Redis round trip per streamed chunk and a database connection per run every few
-seconds. Here one background loop per process does it for all of them: every CANCEL_POLL_SECONDS one pipelined
-EXISTS over their cancel flags, every HEARTBEAT_SECONDS one UPDATE stamping all their heartbeats. A step only
-reads its own flag, in memory.
+seconds. Here two background loops per process do it for all of them: every CANCEL_POLL_SECONDS one pipelined
+EXISTS over their cancel flags (and each step's tick, e.g. flushing its streamed text); every HEARTBEAT_SECONDS
+one UPDATE stamping all their heartbeats, and one pipeline renewing their leases. A step only reads its own flags,
+in memory. The loops are separate so that a slow database never delays a cancel.
+
+A step holds a lease on (run, step_seq) while it works — a Redis key taken with SET NX, renewed by the slow loop,
+and dropped when the step ends — so that a second task for the same step (the sweep's nudge while the first
+waited in a long queue, a redelivery) cannot run it at the same time: it finds the lease held and stands down.
+If the worker dies, its leases lapse within LEASE_SECONDS, before the sweep (RUN_STALE_RUNNING_SECONDS) takes
+the run for lost.
 
 A step also has a deadline (its run's expiry): gevent and thread pools enforce no soft time limit, so the step
 checks it itself, between chunks, like a cancel. And the heartbeat's UPDATE returns each run's current step_seq:
@@ -15,6 +22,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +39,18 @@ log = logging.getLogger("worker.inflight")
 
 CANCEL_POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 5.0
+LEASE_SECONDS = 20  # renewed every HEARTBEAT_SECONDS; lapses this long after its holder died
+
+# Drop the lease only if it is still ours (it may have lapsed and been taken by another task since).
+_RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"""
+
+
+def lease_key(run_id: str, seq: int) -> str:
+    return f"run:{run_id}:lease:{seq}"
+
+
+class Duplicate(Exception):
+    """Another task holds this step's lease: it is running the step now."""
 
 
 @dataclass
@@ -38,6 +58,7 @@ class Watch:
     run_id: str
     seq: int  # the step's compare-and-set token
     deadline: float  # time.time() after which the step gives up
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)  # this task's hold on the step's lease
     since: float = field(default_factory=time.monotonic)
     on_tick: Callable[[], None] | None = None  # called by the loop every CANCEL_POLL_SECONDS (e.g. a text flush)
     cancelled: bool = False
@@ -47,24 +68,24 @@ class Watch:
     def should_stop(self) -> bool:
         return self.cancelled or self.superseded or self.broken is not None or time.time() >= self.deadline
 
-    @property
-    def overdue(self) -> bool:
-        return time.time() >= self.deadline
-
 
 class Tracker:
     def __init__(self) -> None:
         self._watches: dict[str, list[Watch]] = {}
         self._lock = threading.Lock()
         self._pid = 0
-        self._loop: threading.Thread | None = None
+        self._loops: list[threading.Thread] = []
 
     @contextmanager
     def watch(self, run_id: str, seq: int, deadline: float) -> Iterator[Watch]:
+        """Watch a step while it works; raises Duplicate if another task is running the same step."""
         w = Watch(run_id, seq, deadline)
+        client = events.shared_client()
+        if not client.set(lease_key(run_id, seq), w.token, nx=True, ex=LEASE_SECONDS):
+            raise Duplicate(f"step {seq} of {run_id} is being run by another task")
         with self._lock:
             self._watches.setdefault(run_id, []).append(w)
-            self._ensure_loop()
+            self._ensure_loops()
         try:
             yield w
         finally:
@@ -74,67 +95,78 @@ class Tracker:
                     self._watches[run_id] = left
                 else:
                     self._watches.pop(run_id, None)
+            try:
+                client.eval(_RELEASE, 1, lease_key(run_id, seq), w.token)  # type: ignore[no-untyped-call]
+            except redis.RedisError:  # it lapses by itself
+                log.warning("run %s: lease not released", run_id, exc_info=True)
 
-    def run_ids(self) -> list[str]:
+    def watched(self) -> list[Watch]:
         with self._lock:
-            return list(self._watches)
+            return [w for watches in self._watches.values() for w in watches]
 
-    def _ensure_loop(self) -> None:
-        # Started lazily and again after a fork: a prefork child inherits the dict but not the thread.
-        if self._pid != os.getpid() or self._loop is None or not self._loop.is_alive():
+    def _ensure_loops(self) -> None:
+        # Started lazily and again after a fork: a prefork child inherits the dict but not the threads.
+        if self._pid != os.getpid() or not all(loop.is_alive() for loop in self._loops):
             self._pid = os.getpid()
-            self._loop = threading.Thread(target=self._run, name="inflight", daemon=True)
-            self._loop.start()
+            self._loops = [threading.Thread(target=self._fast, name="inflight-fast", daemon=True),
+                           threading.Thread(target=self._slow, name="inflight-slow", daemon=True)]
+            for loop in self._loops:
+                loop.start()
 
-    def _run(self) -> None:
-        client = events.sync_client()
-        last_beat = time.monotonic()
+    def _fast(self) -> None:
+        client = events.shared_client()
         while True:
             time.sleep(CANCEL_POLL_SECONDS)
-            asked = time.monotonic()  # before the snapshot: what is watched later is not judged by this round
-            ids = self.run_ids()
-            if not ids:
+            watches = self.watched()
+            if not watches:
                 continue
-            self._tick()
+            for w in watches:
+                if w.on_tick is not None:
+                    try:
+                        w.on_tick()
+                    except Exception:  # one step's trouble must not stop the loop that watches them all
+                        log.warning("in-flight tick failed", exc_info=True)
             try:
-                self._poll_cancels(client, ids)
+                self._poll_cancels(client, watches)
             except Exception:  # Redis away: a cancel is noticed once it is back (the run is discarded then)
                 log.warning("cancel poll failed", exc_info=True)
-            if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-                last_beat = time.monotonic()
-                try:
-                    self._mark_superseded(asked, beat(ids, time.time()))
-                except Exception:  # a missed beat only risks a harmless nudge from the sweep
-                    log.warning("heartbeat failed", exc_info=True)
 
-    def _tick(self) -> None:
-        with self._lock:
-            calls = [w.on_tick for watches in self._watches.values() for w in watches if w.on_tick is not None]
-        for call in calls:
+    def _slow(self) -> None:
+        client = events.shared_client()
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            asked = time.monotonic()  # before the snapshot: what is watched later is not judged by this round
+            watches = self.watched()
+            if not watches:
+                continue
             try:
-                call()
-            except Exception:  # one step's trouble must not stop the loop that watches them all
-                log.warning("in-flight tick failed", exc_info=True)
+                pipe = client.pipeline(transaction=False)
+                for w in watches:
+                    pipe.expire(lease_key(w.run_id, w.seq), LEASE_SECONDS)
+                pipe.execute()
+            except Exception:  # Redis away: leases lapse, and a step redone meanwhile is discarded by its CAS
+                log.warning("lease renewal failed", exc_info=True)
+            try:
+                self._mark_superseded(asked, beat(sorted({w.run_id for w in watches}), time.time()))
+            except Exception:  # a missed beat only risks a nudge from the sweep, which the lease makes harmless
+                log.warning("heartbeat failed", exc_info=True)
 
-    def _poll_cancels(self, client: "redis.Redis[bytes]", ids: list[str]) -> None:
+    def _poll_cancels(self, client: "redis.Redis[bytes]", watches: list[Watch]) -> None:
+        ids = sorted({w.run_id for w in watches})
         pipe = client.pipeline(transaction=False)
         for run_id in ids:
             pipe.exists(events.cancel_key(run_id))
-        flags = pipe.execute()
-        with self._lock:
-            for run_id, flag in zip(ids, flags, strict=True):
-                if flag:
-                    for w in self._watches.get(run_id, []):
-                        w.cancelled = True
+        cancelled = {run_id for run_id, flag in zip(ids, pipe.execute(), strict=True) if flag}
+        for w in watches:
+            if w.run_id in cancelled:
+                w.cancelled = True
 
     def _mark_superseded(self, asked_at: float, current: dict[str, int]) -> None:
         """Steps whose run is at another step_seq now (or gone). Only steps watched before the question was asked
         are judged: a step starting meanwhile may be newer than what the answer saw."""
-        with self._lock:
-            for run_id, watches in self._watches.items():
-                for w in watches:
-                    if w.since < asked_at and current.get(run_id, -1) != w.seq:
-                        w.superseded = True
+        for w in self.watched():
+            if w.since < asked_at and current.get(w.run_id, -1) != w.seq:
+                w.superseded = True
 
 
 def beat(run_ids: list[str], at: float) -> dict[str, int]:

@@ -56,7 +56,7 @@ class LiveStep:
         self._pending = ""
         self._flushed = 0.0
         self._every = get_settings().stream_flush_seconds
-        self._lock = threading.Lock()  # the in-flight loop flushes from its own thread (or greenlet)
+        self._lock = threading.RLock()  # the in-flight loop flushes from its own thread (or greenlet)
 
     # ---- the rows this step may create (the engine writes them when it commits) -------------------------------
     def _step(self, kind: str, details: dict[str, Any]) -> RunStep:
@@ -89,6 +89,9 @@ class LiveStep:
         step = wire.step(self.tool_step([]))
         return [("thread.run.step.created", step), ("thread.run.step.in_progress", step)]
 
+    # Sending happens under the lock: the in-flight loop flushes from its own thread (or greenlet), and what is
+    # handed to the publisher must keep the order the model said it in.
+
     def text(self, piece: str) -> None:
         with self._lock:
             if self.announced_message:
@@ -101,16 +104,16 @@ class LiveStep:
                 self.announced_message = True
                 items = self.message_opening()
             self._flushed = time.monotonic()
-        items.append(self._text_delta(piece))
-        self._send(items, len(items) > 1)
+            items.append(self._text_delta(piece))
+            self._send(items, len(items) > 1)
 
     def flush(self) -> None:
         """Send the text still waiting (before anything else is announced, and when the answer ends)."""
         with self._lock:
             piece, self._pending = self._pending, ""
             self._flushed = time.monotonic()
-        if piece:
-            self._send([self._text_delta(piece)], False)
+            if piece:
+                self._send([self._text_delta(piece)], False)
 
     def flush_due(self) -> None:
         """The in-flight loop's call: send waiting text once it has waited a whole period."""
@@ -122,18 +125,19 @@ class LiveStep:
             "content": [{"index": 0, "type": "text", "text": {"value": piece, "annotations": []}}]}})
 
     def tool_delta(self, index: int, call: model.ToolCall, piece: str) -> None:
-        self.flush()
-        entry = self._tool_entry(index, call, piece)
-        if entry is None:
-            return
-        items: list[tuple[str, Any]] = []
-        if not self.announced_tools:
-            self.announced_tools = True
-            items += self.tools_opening()
-        items.append(("thread.run.step.delta", {"id": self.tools_step_id, "object": "thread.run.step.delta",
-                                                "delta": {"step_details": {"type": "tool_calls",
-                                                                           "tool_calls": [entry]}}}))
-        self._send(items, True)
+        with self._lock:
+            self.flush()
+            entry = self._tool_entry(index, call, piece)
+            if entry is None:
+                return
+            items: list[tuple[str, Any]] = []
+            if not self.announced_tools:
+                self.announced_tools = True
+                items += self.tools_opening()
+            items.append(("thread.run.step.delta", {"id": self.tools_step_id, "object": "thread.run.step.delta",
+                                                    "delta": {"step_details": {"type": "tool_calls",
+                                                                               "tool_calls": [entry]}}}))
+            self._send(items, True)
 
     def _tool_entry(self, index: int, call: model.ToolCall, piece: str) -> dict[str, Any] | None:
         """One call's delta. Its id, type and name go in its first delta only: clients concatenate the string

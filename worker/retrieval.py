@@ -64,6 +64,20 @@ class Where:
     params: dict[str, Any]
 
 
+def _embed(texts: list[str]) -> embeddings.Vector:
+    """The queries' vectors. In a gevent worker the forward pass (and the first call's model load) runs in a real
+    thread: numpy lets go of the GIL, so the process's other steps go on streaming meanwhile instead of waiting
+    for the hub."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("threading"):
+        import gevent
+
+        vectors: embeddings.Vector = gevent.get_hub().threadpool.apply(embeddings.get().embed, (texts,))
+        return vectors
+    return embeddings.get().embed(texts)
+
+
 def search(conn: Connection, project_id: str, store_ids: list[str], query: str | list[str], *,
            limit: int = DEFAULT_RESULTS, mode: Mode = "hybrid", score_threshold: float = 0.0,
            where: Where | None = None) -> list[Hit]:
@@ -72,7 +86,7 @@ def search(conn: Connection, project_id: str, store_ids: list[str], query: str |
     queries = [q for q in ([query] if isinstance(query, str) else query) if q.strip()]
     if not store_ids or not queries:
         return []
-    qvecs = [embeddings.vector_literal(v) for v in embeddings.get().embed(queries)]
+    qvecs = [embeddings.vector_literal(v) for v in _embed(queries)]
     scope = _SCOPE + (f" AND ({where.sql})" if where else "")
     base = {"project_id": project_id, "stores": list(store_ids), "n": CANDIDATES, **(where.params if where else {})}
     # How big is the scope? Counted only up to a cap (an index-only scan), so huge stores cost no more.

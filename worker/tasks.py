@@ -23,7 +23,7 @@ from shared.dispatch import Task as Named
 from shared.events import shared_client
 from shared.ids import now
 from shared.models import Run, VectorStoreFile
-from worker import code_tool, engine, server_tools
+from worker import code_tool, engine, failures, server_tools
 from worker.celery_app import app
 from worker.ingest_tasks import ingest_file  # the ingest queue's task (the sweep nudges it)
 from worker.queues import Queue
@@ -47,9 +47,13 @@ def retried_on_blips(task: Task) -> Iterator[None]:
     it never fails the run. If even the retry cannot be sent, the sweep finds the run once they are back."""
     try:
         yield
-    except engine.RETRYABLE as exc:
+    except failures.RETRYABLE as exc:
         log.warning("step interrupted by %s; retrying", exc.__class__.__name__)
-        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
+        # The retry carries the run's token as it was when the error came: a step that had started the run
+        # (queued -> in_progress) continues at the moved-on token rather than finding its own stale.
+        seq = exc.seq if isinstance(exc, failures.Interrupted) else None
+        args = [task.request.args[0], seq] if seq is not None else None
+        raise task.retry(args=args, exc=exc, countdown=backoff(task.request.retries)) from exc
 
 
 @app.task(name=Named.ADVANCE.value, queue=Queue.RUNS.value, acks_late=True, reject_on_worker_lost=True,

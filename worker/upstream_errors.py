@@ -11,6 +11,7 @@ import ast
 import re
 from typing import Any
 
+import httpx
 import openai
 
 from worker.model_types import ModelError
@@ -34,6 +35,13 @@ def classify(exc: Exception) -> ModelError:
         return ModelError("server_error", "The model could not be reached.", transient=True)
     if isinstance(exc, openai.APIStatusError):
         return status_error(exc.status_code, exc.body)
+    # Reading a stream that had begun goes through httpx directly: a connection broken or gone silent mid-answer
+    # is the server's or the network's trouble, and worth another try.
+    if isinstance(exc, httpx.TimeoutException):
+        return ModelError("server_error", "The model stopped answering mid-stream.", transient=True)
+    if isinstance(exc, httpx.TransportError):
+        return ModelError("server_error", f"The model's answer broke off ({exc.__class__.__name__}).",
+                          transient=True)
     return ModelError("server_error", f"Unexpected error calling the model: {exc.__class__.__name__}",
                       transient=False)
 

@@ -10,7 +10,9 @@ from sqlmodel import select
 from api import sse
 from api.deps import ProjectDep, SessionDep, VersionDep
 from api.dispatch import DEPENDENCY_ERRORS, after_commit, enqueue_advance, publish, redis_client
+from api.errors import APIError
 from api.pagination import PageDep, fetch_page, list_body
+from api.relay import ENTRY_ID
 from api.schemas.runs import RunCreate, RunUpdate, SubmitToolOutputs, ThreadAndRunCreate
 from api.schemas.threads import ThreadCreate
 from api.services import runs as svc
@@ -36,7 +38,7 @@ async def _started(run: Run, version: VersionDep, stream: bool | None, replayed:
     body = wire.run(run)
     try:
         first = await publish(run.id, [*(before or []), ("thread.run.created", body), ("thread.run.queued", body)])
-        enqueue_advance(run.id, run.step_seq)
+        await enqueue_advance(run.id, run.step_seq)
     except DEPENDENCY_ERRORS:
         if stream:
             raise
@@ -47,12 +49,20 @@ async def _started(run: Run, version: VersionDep, stream: bool | None, replayed:
     return wire.run(run, version)
 
 
+async def _stream_store_answers() -> None:
+    """A streamed create needs Redis for its answer: asked first, so that while Redis is away such a create is a
+    503 with nothing written, and the SDK's retry of it makes no second run (or thread)."""
+    await redis_client().ping()
+
+
 @router.post("/threads/{thread_id}/runs", response_model=None)
 async def create_run(thread_id: str, body: RunCreate, session: SessionDep, project_id: ProjectDep,
                      version: VersionDep,
                      x_stainless_retry_count: Annotated[int, Header()] = 0) -> dict[str, Any] | StreamingResponse:
     # The official SDKs say when a request is their retry (after a timeout or a 5xx whose answer was lost): such
     # a retry of the create that made the thread's active run gets that run, not "already has an active run".
+    if body.stream:
+        await _stream_store_answers()
     run, replayed = await svc.create(session, project_id=project_id, thread_id=thread_id, body=body,
                                      version=version, retry=x_stainless_retry_count > 0)
     await session.commit()
@@ -62,6 +72,8 @@ async def create_run(thread_id: str, body: RunCreate, session: SessionDep, proje
 @router.post("/threads/runs", response_model=None)
 async def create_thread_and_run(body: ThreadAndRunCreate, session: SessionDep, project_id: ProjectDep,
                                 version: VersionDep) -> dict[str, Any] | StreamingResponse:
+    if body.stream:
+        await _stream_store_answers()
     thread_body = body.thread or ThreadCreate()
     if body.tool_resources is not None:
         thread_body = thread_body.model_copy(update={
@@ -142,7 +154,11 @@ async def resume_events(thread_id: str, run_id: str, session: SessionDep, projec
     """Extension (not in OpenAI's API): replay a run's events after `Last-Event-ID` (or `?after=`), then follow."""
     t = await thread_svc.get(session, project_id=project_id, thread_id=thread_id)
     run = await svc.get(session, thread=t, run_id=run_id)
-    return sse.stream(run.id, version, after=last_event_id or after or "0-0")
+    cursor = last_event_id or after or "0-0"
+    if not ENTRY_ID.fullmatch(cursor):
+        raise APIError(400, f"Invalid event id '{cursor[:64]}': expected one this stream sent (like 1700000000000-0).",
+                       param="Last-Event-ID" if last_event_id else "after", code="invalid_value")
+    return sse.stream(run.id, version, after=cursor)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps")

@@ -56,7 +56,7 @@ async def delete_thread(thread_id: str, session: SessionDep, project_id: Project
     t = await svc.get(session, project_id=project_id, thread_id=thread_id)
     await session.delete(t)  # messages go with it (ON DELETE CASCADE)
     await session.commit()
-    dispatch.end_sandbox_session(thread_id)
+    await dispatch.end_sandbox_session(thread_id)
     return {"id": thread_id, "object": "thread.deleted", "deleted": True}
 
 

@@ -2,9 +2,11 @@
 Responses-era additions. Search is the hybrid search runs use (worker/retrieval.py) plus attribute filters; a file's
 content is its text as ingestion parses it (worker/extract.py), streamed page by page."""
 
+import contextlib
 import json
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import anyio
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from sqlmodel import select
+from starlette.background import BackgroundTask
 
 from api.deps import ProjectDep, SessionDep
 from api.errors import APIError, not_found
@@ -71,10 +74,30 @@ def _download(blob_key: str) -> tempfile.TemporaryDirectory[str]:
     return tmp
 
 
-def _content_page(filename: str, tmp: tempfile.TemporaryDirectory[str]) -> Iterator[bytes]:
+PARALLEL_PARSES = 2
+PARSE_WAIT_SECONDS = 10.0
+_PARSING = threading.BoundedSemaphore(PARALLEL_PARSES)
+
+
+class _Slot:
+    """A taken parsing slot, given back once whichever path gets there first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = True
+
+    def free(self) -> None:
+        with self._lock:
+            if self._held:
+                self._held = False
+                _PARSING.release()
+
+
+def _content_page(filename: str, tmp: tempfile.TemporaryDirectory[str], slot: _Slot) -> Iterator[bytes]:
     """The page, as JSON produced piece by piece (iterated in a worker thread by the response): the file is parsed a
-    page or block at a time, so it is never held in memory whole."""
-    with tmp:
+    page or block at a time, so it is never held in memory whole. Frees its parsing slot when done."""
+    with contextlib.ExitStack() as done, tmp:
+        done.callback(slot.free)
         yield b'{"object":"vector_store.file_content.page","data":['
         first = True
         try:
@@ -102,5 +125,17 @@ async def vector_store_file_content(vector_store_id: str, file_id: str, session:
     if attached is None:
         raise not_found("vector store file", file_id)
     f = await file_svc.get(session, project_id=project_id, file_id=file_id)
-    tmp = await anyio.to_thread.run_sync(_download, f.blob_key)
-    return StreamingResponse(_content_page(f.filename, tmp), media_type="application/json")
+    # Each page costs a copy of the blob on local disk and a parser process of up to INGEST_READ_MEMORY_MB: only a
+    # few at once per API process; more wait a little, then are asked to come back.
+    if not await anyio.to_thread.run_sync(_PARSING.acquire, True, PARSE_WAIT_SECONDS):
+        raise APIError(503, "Too many file contents are being read right now; please retry shortly.",
+                       type="server_error", code="service_unavailable", retry_after=5)
+    slot = _Slot()
+    try:
+        tmp = await anyio.to_thread.run_sync(_download, f.blob_key)
+    except BaseException:
+        slot.free()
+        raise
+    # Freed when the page has been read, or after the response if it never was (the client went away).
+    return StreamingResponse(_content_page(f.filename, tmp, slot), media_type="application/json",
+                             background=BackgroundTask(slot.free))

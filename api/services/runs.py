@@ -5,6 +5,7 @@ model. Every change goes through the state machine and bumps `step_seq`, which i
 import hashlib
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -17,9 +18,11 @@ from api.schemas.runs import NamedToolChoice, RunCreate, SubmitToolOutputs, Thre
 from api.services import threads as thread_svc
 from api.shapes import canonical_tools
 from shared import runflow
+from shared.db import async_engine
 from shared.ids import new_id, now
 from shared.models import ACTIVE_RUN_STATUSES, Run, RunStep, Thread
-from shared.rows import insert_stmt, to_row
+from shared.rows import from_row, insert_stmt, to_row
+from shared.rows import table as _table
 from shared.runflow import Applied
 from shared.runstate import Event, InvalidTransition, Status
 
@@ -61,6 +64,13 @@ async def refuse_if_active(session: AsyncSession, thread: Thread) -> None:
                        code="thread_locked")
 
 
+async def load(run_id: str) -> Run | None:
+    """The run as stored now, on a connection of its own (for a stream, which holds none)."""
+    async with async_engine().connect() as conn:
+        row = (await conn.execute(sa_select(_table(Run)).where(_table(Run).c.id == run_id))).first()
+    return from_row(Run, row) if row is not None else None
+
+
 async def get(session: AsyncSession, *, thread: Thread, run_id: str) -> Run:
     row = (await session.exec(select(Run).where(Run.id == run_id, Run.thread_id == thread.id))).first()
     if row is None:
@@ -96,10 +106,13 @@ async def create(session: AsyncSession, *, project_id: str, thread_id: str, body
         raise APIError(400, f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter")
     digest = request_hash(thread_id, body, version)
     active = await lock_thread(session, project_id=project_id, thread_id=thread_id)
-    if retry and active.active_run is not None and active.request_hash == digest \
-            and active.created_at >= now() - RETRY_WINDOW_SECONDS:
-        return await get(session, thread=Thread(id=thread_id, project_id=project_id, created_at=0),
-                         run_id=active.active_run), True
+    if retry:
+        # The first attempt's run, whether it is still going or (a fast one) has already finished.
+        made = (await session.exec(select(Run).where(
+            Run.thread_id == thread_id, Run.request_hash == digest, Run.created_at >= now() - RETRY_WINDOW_SECONDS)
+            .order_by(col(Run.seq).desc()))).first()
+        if made is not None:
+            return made, True
     conn = await session.connection()
     assistant = (await conn.execute(_ASSISTANT, {"assistant_id": body.assistant_id,
                                                  "project_id": project_id})).first()

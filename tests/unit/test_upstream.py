@@ -5,12 +5,13 @@ when missing, and upstream errors in one readable line."""
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.backends import Route
 from worker.model_types import ModelError, ModelRequest
 from worker.run_request import tool_choice
-from worker.upstream_errors import detail, status_error, stream_error
+from worker.upstream_errors import classify, detail, status_error, stream_error
 from worker.upstream_request import IMAGE_NOTE, ForcedCall, prepare
 from worker.upstream_stream import AnswerReader, Text, ToolDelta
 
@@ -308,3 +309,14 @@ def test_other_errors() -> None:
     assert len(long) < 400 and "\n" not in long
     assert stream_error({"message": "the slot was released"}).transient
     assert detail(None) == "" and detail(json.loads('{"error": "plain"}')) == "plain"
+
+
+def test_a_stream_broken_mid_answer_is_worth_another_try() -> None:
+    """Reading a begun stream raises httpx's own errors (not the SDK's): a dropped or silent connection is
+    transient, as the SDK's connection errors are; anything else unexpected is not."""
+    request = httpx.Request("POST", "http://model/v1/chat/completions")
+    for exc in (httpx.RemoteProtocolError("peer closed connection", request=request),
+                httpx.ReadTimeout("timed out", request=request), httpx.ReadError("reset", request=request)):
+        err = classify(exc)
+        assert err.transient and err.code == "server_error", exc
+    assert not classify(ValueError("a bug")).transient
