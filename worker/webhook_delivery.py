@@ -24,9 +24,10 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from shared import metrics
+from shared import dispatch, metrics
 from shared.config import get_settings
 from shared.db import sync_engine
+from shared.dispatch import Task
 from shared.webhooks import addresses, outbox, schedule, signing
 
 log = logging.getLogger("worker.webhooks")
@@ -257,9 +258,7 @@ def _iso(t: float) -> str:
 
 
 def _send(delivery_id: str, countdown: float = 0.0) -> None:
-    from worker.celery_app import app
-
-    app.send_task(outbox.DELIVER_TASK, args=[delivery_id, None], queue=outbox.QUEUE, countdown=countdown)
+    dispatch.send(Task.WEBHOOK_DELIVER, delivery_id, None, countdown=countdown)
 
 
 # ---- the beat's sweep ----------------------------------------------------------------------------------------------
