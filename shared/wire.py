@@ -132,7 +132,13 @@ DEFAULT_CHUNKING: dict[str, Any] = {"type": "static",
 FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
 
+def default_chunking() -> dict[str, Any]:
+    """The chunking a file gets when its request names none (a copy: callers store it in rows)."""
+    return {"type": "static", "static": dict(DEFAULT_CHUNKING["static"])}
+
+
 def file_counts(by_status: dict[str, int] | None) -> dict[str, int]:
+    """`file_counts` of a vector store or batch from its files' count per status (None or {}: no files)."""
     c = {s: (by_status or {}).get(s, 0) for s in FILE_STATUSES}
     return {**c, "total": sum(c.values())}
 
@@ -140,8 +146,7 @@ def file_counts(by_status: dict[str, int] | None) -> dict[str, int]:
 def vector_store_file(f: VectorStoreFile) -> dict[str, Any]:
     return {"id": f.file_id, "object": "vector_store.file", "usage_bytes": f.usage_bytes, "created_at": f.created_at,
             "vector_store_id": f.vector_store_id, "status": f.status, "last_error": f.last_error,
-            "chunking_strategy": f.chunking_strategy or {"type": "static",
-                                                         "static": dict(DEFAULT_CHUNKING["static"])},
+            "chunking_strategy": f.chunking_strategy or default_chunking(),
             "attributes": f.attributes or {}}
 
 

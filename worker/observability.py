@@ -1,5 +1,7 @@
 """What operators see of a worker: its log lines (JSON with the task's run_id/thread_id when LOG_FORMAT=json) and
-its Prometheus metrics on METRICS_PORT, gathered across the prefork children."""
+its Prometheus metrics on METRICS_PORT, gathered across the worker's processes (prometheus_client's multiprocess
+mode: the prefork children of the code, ingest and webhook workers; the runs worker is one gevent process, for
+which the same mode simply has one process to gather)."""
 
 import os
 import shutil
@@ -16,7 +18,7 @@ _settings = get_settings()
 if _settings.metrics_port:
     # Multiprocess mode is chosen by the directory, which must exist before shared.metrics creates its
     # metrics. Left-overs of an earlier start of this container would be summed in: cleared here
-    # (this runs once, in the main process, before the pool forks).
+    # (this runs once, in the main process, before a prefork pool forks).
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="assistants-metrics-")
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path, exist_ok=True)

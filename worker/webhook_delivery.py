@@ -10,11 +10,22 @@ shared/webhooks/schedule.py: short waits by a delayed task, long ones by the swe
 
 Receivers are reached only at addresses the policy allows, checked as each connection is opened
 (`GuardedBackend`): the URL's name is resolved, every address checked, and the socket opened to a checked one.
+
+An attempt's POST ends within WEBHOOK_TIMEOUT_SECONDS in all, whatever the receiver does: httpx's timeouts bound
+each read and write, so a receiver dripping its answer a byte at a time would hold an attempt indefinitely, past
+its lease, and the sweep would start a second attempt alongside it. So every network operation of an attempt —
+name lookup, connect, TLS, each write and read — is given only what is left of the attempt's deadline
+(`DeadlineStream`), and the lease (the timeout plus LEASE_MARGIN) outlasts it.
 """
 
 import logging
+import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,18 +35,88 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from shared import metrics
+from shared import dispatch, metrics
 from shared.config import get_settings
 from shared.db import sync_engine
+from shared.dispatch import Task
 from shared.webhooks import addresses, outbox, schedule, signing
 
 log = logging.getLogger("worker.webhooks")
 
-LEASE_MARGIN = 20.0  # beyond the request timeout: how long a silent attempt holds its delivery
+# An attempt's lease is the POST's whole budget (WEBHOOK_TIMEOUT_SECONDS) plus this: room for claiming, signing and
+# the clocks of the claiming worker and the sweeping beat. Its POST has ended by then, answered or cut off.
+LEASE_MARGIN = 20.0
 NUDGE_GRACE = 30.0  # a task sent for a delivery is given this long to run before the sweep sends another
 COUNTDOWN_MAX = 300.0  # retries due sooner than this get a delayed task; later ones are the sweep's
 ERROR_BODY_BYTES = 512  # of a failing receiver's answer, kept for the operator
 USER_AGENT = "assistants-webhooks/1"
+
+
+# ---- an attempt's deadline ---------------------------------------------------------------------------------------
+# When the current attempt's network I/O must have ended (time.monotonic()); None outside an attempt.
+_deadline: ContextVar[float | None] = ContextVar("webhook_deadline", default=None)
+
+
+@contextmanager
+def deadline_in(seconds: float) -> Iterator[float]:
+    """Network operations inside get only what is left of `seconds` from now."""
+    at = time.monotonic() + seconds
+    token = _deadline.set(at)
+    try:
+        yield at
+    finally:
+        _deadline.reset(token)
+
+
+def _within(timeout: float | None, expired: type[Exception]) -> float | None:
+    """`timeout`, cut to what is left of the attempt's deadline; raises `expired` once nothing is left."""
+    at = _deadline.get()
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise expired("the attempt's time is up")
+    return left if timeout is None else min(timeout, left)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every operation ends by the current attempt's deadline (read when the operation starts,
+    so a pooled connection serves each attempt with that attempt's deadline)."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self.inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.inner.read(max_bytes, _within(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, _within(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return DeadlineStream(self.inner.start_tls(ssl_context, server_hostname,
+                                                   _within(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
+# Name lookups (getaddrinfo, which takes no timeout) run here so that an attempt can stop waiting for one. A lookup
+# left behind finishes on its own, within the resolver's own timeouts.
+_lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+
+
+def _resolve(resolver: addresses.Resolver, host: str, port: int) -> list[str]:
+    wait = _within(None, httpcore.ConnectTimeout)
+    if wait is None:
+        return resolver(host, port)
+    try:
+        return _lookups.submit(resolver, host, port).result(timeout=wait)
+    except FutureTimeout:
+        raise httpcore.ConnectTimeout(f"looking up '{host}' took too long") from None
 
 
 # ---- the network: only addresses the policy allows ---------------------------------------------------------------
@@ -50,7 +131,7 @@ class GuardedBackend(httpcore.NetworkBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
         try:
-            found = self.resolver(host, port)
+            found = _resolve(self.resolver, host, port)
         except (OSError, UnicodeError) as e:
             raise httpcore.ConnectError(f"could not resolve '{host}': {e}") from e
         refused = self.policy.refused(found)
@@ -59,7 +140,8 @@ class GuardedBackend(httpcore.NetworkBackend):
         error: Exception = httpcore.ConnectError(f"'{host}' has no address")
         for address in found:  # the checked addresses, and only those: a second lookup could answer otherwise
             try:
-                return self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+                return DeadlineStream(self.inner.connect_tcp(address, port, _within(timeout, httpcore.ConnectTimeout),
+                                                             local_address, socket_options))
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
                 error = e
         raise error
@@ -107,20 +189,27 @@ class Result:
         return self.error is None
 
 
-def post(url: str, body: bytes, headers: dict[str, str], http: httpx.Client | None = None) -> Result:
-    """One POST; any 2xx is a success. Redirects are not followed (a 3xx is a failure: the URL is what was
-    checked and agreed), and no more of the answer is read than an error message needs."""
-    deadline = time.monotonic() + get_settings().webhook_timeout_seconds
+def post(url: str, body: bytes, headers: dict[str, str], http: httpx.Client | None = None,
+         timeout: float | None = None) -> Result:
+    """One POST, over within `timeout` (WEBHOOK_TIMEOUT_SECONDS) in all; any 2xx is a success. Redirects are not
+    followed (a 3xx is a failure: the URL is what was checked and agreed), and no more of the answer is read than
+    an error message needs."""
+    budget = get_settings().webhook_timeout_seconds if timeout is None else timeout
     try:
-        with (http or client()).stream("POST", url, content=body,
-                                       headers={**headers, "Content-Type": "application/json"}) as resp:
+        # The request's own timeout covers waiting for a pooled connection; the deadline, everything after.
+        with deadline_in(budget), (http or client()).stream(
+                "POST", url, content=body, headers={**headers, "Content-Type": "application/json"},
+                timeout=budget) as resp:
             if 200 <= resp.status_code < 300:
                 return Result(resp.status_code, None)
             head = b""
-            for piece in resp.iter_raw():
-                head += piece
-                if len(head) >= ERROR_BODY_BYTES or time.monotonic() > deadline:
-                    break
+            try:
+                for piece in resp.iter_raw():
+                    head += piece
+                    if len(head) >= ERROR_BODY_BYTES:
+                        break
+            except httpx.TimeoutException:
+                pass  # the status is the answer; its message is cut where the time ran out
             detail = head[:ERROR_BODY_BYTES].decode("utf-8", "replace").strip()
             return Result(resp.status_code, f"HTTP {resp.status_code}" + (f": {detail}" if detail else ""))
     except httpx.TimeoutException:
@@ -257,9 +346,7 @@ def _iso(t: float) -> str:
 
 
 def _send(delivery_id: str, countdown: float = 0.0) -> None:
-    from worker.celery_app import app
-
-    app.send_task(outbox.DELIVER_TASK, args=[delivery_id, None], queue=outbox.QUEUE, countdown=countdown)
+    dispatch.send(Task.WEBHOOK_DELIVER, delivery_id, None, countdown=countdown)
 
 
 # ---- the beat's sweep ----------------------------------------------------------------------------------------------

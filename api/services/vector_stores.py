@@ -17,10 +17,7 @@ from shared import wire
 from shared.ids import new_id, now
 from shared.models import Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
 
-DEFAULT_STRATEGY: dict[str, Any] = {"type": "static",
-                                    "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
 THREAD_STORE_DAYS = 7  # OpenAI's automatic thread vector stores expired 7 days after last use
-STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
 
 def _queue(session: AsyncSession, vector_store_id: str, file_id: str, attempt: int) -> None:
@@ -44,7 +41,7 @@ def strategy(chunking: Any) -> dict[str, Any]:
     """A request's chunking_strategy as stored (and shown): always the static sizes used."""
     if isinstance(chunking, dict) and chunking.get("type") == "static":
         return {"type": "static", "static": dict(chunking["static"])}
-    return {"type": "static", "static": dict(DEFAULT_STRATEGY["static"])}
+    return wire.default_chunking()
 
 
 async def get(session: AsyncSession, *, project_id: str, vector_store_id: str) -> VectorStore:
@@ -157,26 +154,19 @@ async def attach_to_thread(session: AsyncSession, *, thread: Thread, file_ids: S
 # ---- shapes ----------------------------------------------------------------------------------------------------
 async def counts(session: AsyncSession, *, vector_store_ids: Sequence[str] = (),
                  batch_id: str | None = None) -> dict[str, dict[str, int]]:
-    """file_counts per vector store (or for one batch, keyed by the batch id)."""
+    """file_counts per vector store (or for one batch, keyed by the batch id); one with no files is absent."""
     key = VectorStoreFile.batch_id if batch_id else VectorStoreFile.vector_store_id
     stmt = select(key, VectorStoreFile.status, func.count()).group_by(key, VectorStoreFile.status)
     stmt = stmt.where(VectorStoreFile.batch_id == batch_id) if batch_id else stmt.where(
         col(VectorStoreFile.vector_store_id).in_(vector_store_ids))
-    out: dict[str, dict[str, int]] = {}
+    by_owner: dict[str, dict[str, int]] = {}
     for owner, status, n in (await session.exec(stmt)).all():
-        c = out.setdefault(str(owner), {s: 0 for s in STATUSES})
-        c[status] = c.get(status, 0) + n
-    for c in out.values():
-        c["total"] = sum(c[s] for s in STATUSES)
-    return out
-
-
-def _empty_counts() -> dict[str, int]:
-    return {**{s: 0 for s in STATUSES}, "total": 0}
+        by_owner.setdefault(str(owner), {})[status] = n
+    return {owner: wire.file_counts(by_status) for owner, by_status in by_owner.items()}
 
 
 def render(vs: VectorStore, file_counts: dict[str, int] | None) -> dict[str, Any]:
-    c = file_counts or _empty_counts()
+    c = file_counts or wire.file_counts(None)
     expired = vs.expires_at is not None and vs.expires_at <= now()
     # name: a string in every spec (and the SDK's type), so an unnamed store shows "".
     out = {"id": vs.id, "object": "vector_store", "created_at": vs.created_at, "name": vs.name or "",

@@ -25,9 +25,6 @@ from shared.rows import from_row
 
 log = logging.getLogger("webhooks.outbox")
 
-DELIVER_TASK = "assistants.webhooks.deliver"
-QUEUE = "webhooks"
-
 _RECORD = text("""
     WITH targets AS (
         SELECT id FROM webhook_endpoint
@@ -69,10 +66,11 @@ def record(conn: Connection, *, project_id: str, event_type: str, data: dict[str
 
 def _nudge(delivery_ids: list[str], event_id: str) -> None:
     try:
-        from worker.celery_app import app
+        # Late: shared.dispatch imports shared.runflow, which imports this module.
+        from shared.dispatch import Task, send
 
         for delivery_id in delivery_ids:
-            app.send_task(DELIVER_TASK, args=[delivery_id, event_id], queue=QUEUE)
+            send(Task.WEBHOOK_DELIVER, delivery_id, event_id)
     except Exception:  # the broker is away: the rows stand, and the sweep sends them
         log.warning("webhook nudge for %s not sent; the sweep will deliver it", event_id, exc_info=True)
 

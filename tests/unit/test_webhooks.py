@@ -164,6 +164,113 @@ def test_no_answer_is_a_failure_not_an_exception() -> None:
     assert not result.ok and result.status is None and not result.refused
 
 
+# ---- an attempt ends in time, whatever the receiver does -------------------------------------------------------------
+def drip_server(opening: bytes, seconds: float = 20.0) -> tuple[int, threading.Event]:
+    """A receiver that reads a request, sends `opening`, then one more byte every 0.2 s for `seconds`: never
+    silent for as long as a read timeout, never done. Returns its port and an event that stops it."""
+    import socket
+
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, listener:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(opening)
+            until = time.monotonic() + seconds
+            while time.monotonic() < until and not stop.wait(0.2):
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return  # the client hung up
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], stop
+
+
+def timed_post(url: str, http: httpx.Client, timeout: float) -> tuple[Any, float]:
+    began = time.monotonic()
+    result = post(url, b"{}", {}, http, timeout=timeout)
+    return result, time.monotonic() - began
+
+
+def test_a_receiver_dripping_its_headers_is_cut_off_at_the_attempts_deadline() -> None:
+    # Per read, httpx's timeout (1 s here) would never fire: a byte comes every 0.2 s for 20 s.
+    port, stop = drip_server(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    http = httpx.Client(transport=GuardedTransport(addresses.Policy(allow_private=True)))
+    try:
+        result, took = timed_post(f"http://127.0.0.1:{port}/", http, timeout=1.0)
+    finally:
+        stop.set()
+    assert not result.ok and result.status is None and result.error == "timed out"
+    assert 0.9 <= took < 4.0, took
+
+
+def test_a_failing_receiver_dripping_its_message_keeps_its_status_and_ends_in_time() -> None:
+    port, stop = drip_server(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 100000\r\n\r\nboom")
+    http = httpx.Client(transport=GuardedTransport(addresses.Policy(allow_private=True)))
+    try:
+        result, took = timed_post(f"http://127.0.0.1:{port}/", http, timeout=1.0)
+    finally:
+        stop.set()
+    assert result.status == 500 and str(result.error).startswith("HTTP 500: boom")
+    assert 0.9 <= took < 4.0, took
+
+
+def test_a_slow_name_lookup_counts_against_the_attempt() -> None:
+    release = threading.Event()
+
+    def slow_dns(host: str, port: int) -> list[str]:
+        release.wait(20)
+        return ["127.0.0.1"]
+
+    http = httpx.Client(transport=GuardedTransport(addresses.Policy(allow_private=True), slow_dns))
+    try:
+        result, took = timed_post("http://slow.example.com:9/", http, timeout=1.0)
+    finally:
+        release.set()
+    assert not result.ok and result.error == "timed out" and not result.refused
+    assert 0.9 <= took < 4.0, took
+
+
+def test_a_pooled_connection_serves_the_next_attempt_with_that_attempts_own_deadline() -> None:
+    connections: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the second attempt reuses the first one's connection
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(1)
+
+        def do_POST(self) -> None:
+            # A short error message, read to its end: the connection goes back to the pool.
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(503)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"busy")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    http = httpx.Client(transport=GuardedTransport(addresses.Policy(allow_private=True)))
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        first, _ = timed_post(url, http, timeout=0.5)
+        time.sleep(0.7)  # past the first attempt's deadline
+        second, _ = timed_post(url, http, timeout=0.5)
+    finally:
+        server.shutdown()
+    assert first.error == second.error == "HTTP 503: busy", (first, second)
+    assert len(connections) == 1
+
+
 # ---- retries and disabling -------------------------------------------------------------------------------------------
 def test_retries_back_off_for_about_a_day_then_stop() -> None:
     waits = schedule.parse("5,30,120,600,1800,3600,7200,14400,28800,28800")
