@@ -146,8 +146,9 @@ def report(target: Target, bench: Any, assistant_id: str, clients: int, seconds:
         after = cpu.sample(state_dir)
         spent = "  ".join(f"{k} {1000 * (after[k] - before[k]) / max(len(latencies), 1):.1f}"
                           for k in after if after[k] - before[k] > 0)
+    worst = latencies[-1] if latencies else 0.0
     return (f"{clients:>7} {len(latencies):>6} {errors:>6} {len(latencies) / elapsed:>8.1f} {q[49] * 1000:>8.0f} "
-            f"{q[98] * 1000:>8.0f} {peak / 2**20:>8.0f}   {spent}")
+            f"{q[98] * 1000:>8.0f} {worst * 1000:>8.0f} {peak / 2**20:>8.0f}   {spent}")
 
 
 def main() -> None:
@@ -179,7 +180,7 @@ def main() -> None:
             bench(target.base_url, target.api_key, assistant.id, 4, args.warmup)
             print(f"client: {args.client}, model: {args.model}, target: "
                   f"{'cluster ' + args.cluster if args.cluster else 'private stack'}")
-            print(f"{'clients':>7} {'runs':>6} {'errors':>6} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+            print(f"{'clients':>7} {'runs':>6} {'errors':>6} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
                   f"{'RSS MiB':>8}   server CPU ms per run")
             for n in args.clients:
                 print(report(target, bench, assistant.id, n, args.seconds, state_dir), flush=True)
