@@ -155,7 +155,11 @@ def _stream_and_commit(turn: Turn, req: model.ModelRequest) -> None:
         except model.Stopped:
             if watch.broken is not None:
                 raise Interrupted("Redis failed while streaming the answer") from watch.broken
-            return  # cancelled (the cancel's own task finishes the run), overtaken, or overdue (the sweep expires it)
+            # The cancel's own task finishes a cancelled run, the sweep expires an overdue one; an overtaken
+            # step's work is moot. Said in the log: a step that stops for no good reason leaves its run to the sweep.
+            log.info("run %s: step %d stopped (%s)", run.id, seq, "cancelled" if watch.cancelled else
+                     "overtaken" if watch.superseded else "past the run's expiry")
+            return
         except model.ModelError as err:
             log.warning("run %s failed: %s", run.id, err.message)
             _deltas_written(live)

@@ -59,7 +59,6 @@ class Watch:
     seq: int  # the step's compare-and-set token
     deadline: float  # time.time() after which the step gives up
     token: str = field(default_factory=lambda: uuid.uuid4().hex)  # this task's hold on the step's lease
-    since: float = field(default_factory=time.monotonic)
     on_tick: Callable[[], None] | None = None  # called by the loop every CANCEL_POLL_SECONDS (e.g. a text flush)
     cancelled: bool = False
     superseded: bool = False  # the run moved on without this step (expired, redone elsewhere): its work is moot
@@ -135,7 +134,6 @@ class Tracker:
         client = events.shared_client()
         while True:
             time.sleep(HEARTBEAT_SECONDS)
-            asked = time.monotonic()  # before the snapshot: what is watched later is not judged by this round
             watches = self.watched()
             if not watches:
                 continue
@@ -147,7 +145,7 @@ class Tracker:
             except Exception:  # Redis away: leases lapse, and a step redone meanwhile is discarded by its CAS
                 log.warning("lease renewal failed", exc_info=True)
             try:
-                self._mark_superseded(asked, beat(sorted({w.run_id for w in watches}), time.time()))
+                mark_superseded(watches, beat(sorted({w.run_id for w in watches}), time.time()))
             except Exception:  # a missed beat only risks a nudge from the sweep, which the lease makes harmless
                 log.warning("heartbeat failed", exc_info=True)
 
@@ -161,12 +159,16 @@ class Tracker:
             if w.run_id in cancelled:
                 w.cancelled = True
 
-    def _mark_superseded(self, asked_at: float, current: dict[str, int]) -> None:
-        """Steps whose run is at another step_seq now (or gone). Only steps watched before the question was asked
-        are judged: a step starting meanwhile may be newer than what the answer saw."""
-        for w in self.watched():
-            if w.since < asked_at and current.get(w.run_id, -1) != w.seq:
-                w.superseded = True
+
+def mark_superseded(asked: list[Watch], current: dict[str, int]) -> None:
+    """Flag the steps whose run is at another step_seq now, or gone (pure). Only the steps the heartbeat asked
+    about are judged: every one of them was watched, so its step_seq committed, before the question was asked.
+    A step that began watching meanwhile is not in `current` and must not be taken for gone — it waits for the
+    next round (judging by start time instead misses steps that began just before the snapshot: their lease
+    request yields to this loop before they are registered)."""
+    for w in asked:
+        if current.get(w.run_id, -1) != w.seq:
+            w.superseded = True
 
 
 def beat(run_ids: list[str], at: float) -> dict[str, int]:

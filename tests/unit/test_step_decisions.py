@@ -10,7 +10,7 @@ from shared.models import Run, RunStep
 from shared.runflow import Applied
 from shared.runstate import Event, plan
 from worker import engine, reply, server_tools
-from worker.inflight import Watch
+from worker.inflight import Watch, mark_superseded
 from worker.live import LiveStep
 from worker.model import ModelResult, ToolCall
 
@@ -153,3 +153,11 @@ def test_streamed_function_calls_name_themselves_once() -> None:
     assert [d.get("id") for d in deltas] == ["call_a", None, None]
     assert [d["function"].get("name") for d in deltas] == ["get_weather", None, None]
     assert "".join(d["function"]["arguments"] for d in deltas) == '{"city": "Paris"}'
+
+
+def test_a_heartbeat_judges_only_the_steps_it_asked_about() -> None:
+    # A step registers after its lease request, which yields to the heartbeat loop: the beat's answer cannot
+    # know it, and must not stop it (that stopped ~1 run in 300 under load, recovered only by the sweep).
+    on_time, moved_on, gone = Watch("run_a", 3, 1e12), Watch("run_b", 3, 1e12), Watch("run_c", 1, 1e12)
+    mark_superseded([on_time, moved_on, gone], {"run_a": 3, "run_b": 4})
+    assert (on_time.superseded, moved_on.superseded, gone.superseded) == (False, True, True)

@@ -1,0 +1,28 @@
+"""Celery's Redis transport, with a connection pool that waits when it is full instead of failing.
+
+Kombu's Redis channel hands its clients a redis-py ConnectionPool of `max_connections` (10) that raises
+MaxConnectionsError once every connection is busy. A prefork child acknowledges one task at a time; the gevent runs
+worker acknowledges each of up to 1,000 concurrent tasks from that task's greenlet, on the one consumer channel, and
+bursts of more than ten at once failed ("Couldn't ack …, reason: MaxConnectionsError") — the message stayed in
+Redis's unacked index, to be redelivered (stale by then) after the visibility timeout. A blocking pool of the same
+size makes the eleventh ack wait a moment instead.
+"""
+
+import redis
+from kombu.transport import redis as kombu_redis
+
+POOL_WAIT_SECONDS = 30  # a connection frees up in milliseconds; this long means Redis itself is stuck
+
+TRANSPORT = f"{__name__}:Transport"
+SCHEMES = ("redis", "rediss")  # sentinel and socket URLs keep kombu's own transport
+
+
+class Channel(kombu_redis.Channel):
+    def _get_pool(self, asynchronous: bool = False) -> redis.BlockingConnectionPool:
+        params = self._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
+        self.keyprefix_fanout = self.keyprefix_fanout.format(db=params["db"])  # as kombu's own _get_pool does
+        return redis.BlockingConnectionPool(timeout=POOL_WAIT_SECONDS, **params)
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
