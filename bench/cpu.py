@@ -39,7 +39,10 @@ def _cpu(pids: list[int]) -> float:
 def groups(state_dir: Path) -> dict[str, list[int]]:
     pids = json.loads((state_dir / "stack.json").read_text())["pids"]
     postmaster = int((state_dir / "pg" / "postmaster.pid").read_text().split()[0])
-    out = {name: _descendants(pid) for name, pid in pids.items()}
+    out: dict[str, list[int]] = {}
+    for name, pid in pids.items():
+        group = "worker" if name.startswith("worker-") else name  # every runs worker process: "worker"
+        out.setdefault(group, []).extend(_descendants(pid))
     out["postgres"] = _descendants(postmaster)
     return out
 

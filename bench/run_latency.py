@@ -19,6 +19,7 @@ where the SDK itself spends ~15 ms of CPU per run.
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import threading
@@ -162,6 +163,8 @@ def main() -> None:
                         help="measure make up's cluster (Compose project, default `assistants`)")
     parser.add_argument("--api-port", type=int, default=8000, help="the cluster's API port")
     parser.add_argument("--model-port", type=int, default=18080, help="where the model listens for the cluster")
+    parser.add_argument("--runs-workers", type=int, default=os.cpu_count() or 1,
+                        help="runs worker processes of the private stack (default: one per core)")
     args = parser.parse_args()
     pace = REALISTIC if args.model == "realistic" else {}
     model = ScriptedModel("0.0.0.0", port=args.model_port if args.cluster else 0, **pace).start()  # type: ignore[arg-type]
@@ -172,14 +175,14 @@ def main() -> None:
             target = ClusterTarget(args.cluster, args.api_port)
         else:
             state_dir = Path(tmp) / "stack"
-            target = LocalTarget(state_dir, model.base_url)
+            target = LocalTarget(state_dir, model.base_url, {"RUNS_WORKERS": str(args.runs_workers)})
         try:
             client = openai.OpenAI(base_url=target.base_url, api_key=target.api_key)
             assistant = client.beta.assistants.create(model="gpt-4o", instructions="Be brief.")
             bench = measure_lean if args.client == "lean" else measure_sdk
             bench(target.base_url, target.api_key, assistant.id, 4, args.warmup)
-            print(f"client: {args.client}, model: {args.model}, target: "
-                  f"{'cluster ' + args.cluster if args.cluster else 'private stack'}")
+            where = f"cluster {args.cluster}" if args.cluster else f"private stack, {args.runs_workers} runs workers"
+            print(f"client: {args.client}, model: {args.model}, target: {where}")
             print(f"{'clients':>7} {'runs':>6} {'errors':>6} {'runs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
                   f"{'RSS MiB':>8}   server CPU ms per run")
             for n in args.clients:

@@ -47,8 +47,8 @@ class LocalTarget:
         self._redis = redis.Redis.from_url(self.stack.env["REDIS_URL"])
 
     def runs_worker_rss(self) -> int:
-        main = self.stack.pid("worker")
-        return rss(main) + sum(rss(p) for p in self.stack.children("worker"))
+        return sum(rss(self.stack.pid(name)) + sum(rss(p) for p in self.stack.children(name))
+                   for name in self.stack.services() if name == "worker" or name.startswith("worker-"))
 
     def pg_connections(self) -> int:
         dsn = self.stack.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")

@@ -46,6 +46,9 @@ class Stack:
             return int(pidfile.read_text())
         return int(json.loads((self.state_dir / "stack.json").read_text())["pids"][name])
 
+    def services(self) -> list[str]:
+        return list(json.loads((self.state_dir / "stack.json").read_text())["pids"])
+
     def children(self, name: str) -> list[int]:
         """A service's child processes: for a Celery worker, the pool processes that execute tasks."""
         main, out = self.pid(name), []

@@ -110,6 +110,11 @@ def runs_concurrency(args: argparse.Namespace) -> int:
     return 500 if args.pool == "gevent" else 4
 
 
+def runs_workers(args: argparse.Namespace) -> int:
+    """Runs worker processes: one by default (the suites kill and respawn "worker"), one per core for speed."""
+    return int(args.runs_workers or os.environ.get("RUNS_WORKERS") or 1)
+
+
 def up(args: argparse.Namespace) -> dict[str, object]:
     state: Path = args.state_dir.resolve()
     info_file = state / "stack.json"
@@ -148,10 +153,16 @@ def up(args: argparse.Namespace) -> dict[str, object]:
                                      "--appendonly", "no" if args.ephemeral else "yes"], state, env)
     pids["api"] = _spawn("api", [str(VENV_BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
                                  "--port", str(ports["api"]), "--no-access-log"], state, env)
-    pids["worker"] = _spawn("worker", _supervised("worker", [
-        str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E", "-Q", "runs",
-        "-c", str(runs_concurrency(args)), "-P", args.pool, "-n", f"runs@{socket.gethostname()}",
-        "--loglevel", "INFO"], state), state, {**env, "METRICS_PORT": str(ports["worker_metrics"])})
+    # The runs worker is one process (one core: a gevent process runs on one); more processes use more cores.
+    # The first serves the runs workers' metrics; the others are "worker-2", "worker-3", …
+    for i in range(1, runs_workers(args) + 1):
+        name, node, worker_env = "worker", "runs", {**env, "METRICS_PORT": str(ports["worker_metrics"])}
+        if i > 1:
+            name, node, worker_env = f"worker-{i}", f"runs{i}", env
+        pids[name] = _spawn(name, _supervised(name, [
+            str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E", "-Q", "runs",
+            "-c", str(runs_concurrency(args)), "-P", args.pool, "-n", f"{node}@{socket.gethostname()}",
+            "--loglevel", "INFO"], state), state, worker_env)
     # code_interpreter calls run on their own queue (and need the Docker engine).
     pids["code-worker"] = _spawn("code-worker", _supervised("code-worker", [
         str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E", "-Q", "code", "-c", "2",
@@ -267,6 +278,8 @@ def main() -> None:
     p_up.add_argument("--no-flower", action="store_true")
     p_up.add_argument("--concurrency", type=int, default=None,
                       help="runs in flight in the runs worker (default: 500 with gevent, 4 with prefork)")
+    p_up.add_argument("--runs-workers", type=int, default=None,
+                      help="runs worker processes (default: RUNS_WORKERS or 1; one per core uses every core)")
     p_up.add_argument("--pool", default=os.environ.get("WORKER_POOL", "gevent"),
                       choices=["gevent", "prefork", "threads"], help="Celery pool of the runs worker")
     p_up.add_argument("--ephemeral", action="store_true", help="test mode: no durability (fsync off)")

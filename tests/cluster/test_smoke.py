@@ -44,7 +44,7 @@ def cluster(cluster_model: ScriptedModel) -> Iterator[Cluster]:
         "RUNS_CONCURRENCY": "1", "RUN_SWEEP_SECONDS": "2", "RUN_STALE_RUNNING_SECONDS": "8"})
     c.down(purge=True)  # whatever an interrupted earlier run left
     try:
-        c.up(api_replicas=2)
+        c.up(api_replicas=2, runs_workers=1)
         yield c
     finally:
         # On failure pytest shows this: the last lines of every service.
@@ -280,7 +280,7 @@ def test_down_keeps_the_data_and_up_brings_it_back(cluster: Cluster, client: ope
     key = cluster.info["api_key"]
     cluster.down()
     assert not cluster.containers("api")
-    info = cluster.up(api_replicas=2)
+    info = cluster.up(api_replicas=2, runs_workers=1)
     assert info["api_key"] == key
     again = openai.OpenAI(base_url=info["base_url"], api_key=key, max_retries=0)
     assert again.beta.assistants.retrieve(assistant.id).name == "Survives restarts"
