@@ -83,8 +83,9 @@ class ClusterTarget:
         return total
 
     def pg_connections(self) -> int:
+        # Over the container's Unix socket (trusted); its TCP port asks for the password.
         psql = "$(python -c 'from deploy.local.postgres import bin_dir; print(bin_dir())')/psql"
-        out = self._exec("postgres", "sh", "-c", f'{psql} -h 127.0.0.1 -U postgres -d assistants -tAc '
+        out = self._exec("postgres", "sh", "-c", f'{psql} -h /tmp -U postgres -d assistants -tAc '
                                                  f'"{_SQL_CONNECTIONS}"')
         return int(out.strip()) - 1
 
