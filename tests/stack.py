@@ -84,7 +84,9 @@ def peak_rss(pid: int) -> int:
 def start(state_dir: Path, extra_env: dict[str, str] | None = None) -> Stack:
     cmd = [STACK_PYTHON, "-m", "deploy.local.stack", "up", "--state-dir", str(state_dir), "--ephemeral",
            "--no-flower", "--json", "--api-port", "0", "--pg-port", "0", "--redis-port", "0",
-           "--worker-metrics-port", "0"]
+           "--worker-metrics-port", "0",
+           # One runs worker unless a test asks for more (the suites kill and respawn "worker", read its metrics).
+           "--runs-workers", (extra_env or {}).get("RUNS_WORKERS", "1")]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env={**os.environ, **(extra_env or {})})
     if out.returncode != 0:

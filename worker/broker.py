@@ -9,12 +9,10 @@ size makes the eleventh ack wait a moment instead.
 """
 
 import redis
+from kombu import transport
 from kombu.transport import redis as kombu_redis
 
 POOL_WAIT_SECONDS = 30  # a connection frees up in milliseconds; this long means Redis itself is stuck
-
-TRANSPORT = f"{__name__}:Transport"
-SCHEMES = ("redis", "rediss")  # sentinel and socket URLs keep kombu's own transport
 
 
 class Channel(kombu_redis.Channel):
@@ -26,3 +24,14 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+def install() -> None:
+    """Make `redis://` and `rediss://` broker URLs use this transport, in this process.
+
+    By alias rather than Celery's `broker_transport` setting: with that, the broker's URL reads
+    `worker.broker:Transport://…`, which Flower cannot take for Redis (no queue lengths), and kombu, which turns
+    on TLS by the name `rediss`, no longer would. Sentinel and socket URLs keep kombu's own transport."""
+    for scheme in ("redis", "rediss"):
+        transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+        transport._transport_cache.pop(scheme, None)  # resolved before this ran (nothing should have)

@@ -13,8 +13,7 @@ from worker.queues import Queue
 settings = get_settings()
 
 app = Celery("assistants", broker=settings.redis_url, backend=None, include=["worker.tasks", "worker.webhook_tasks"])
-if settings.redis_url.split("://", 1)[0] in broker.SCHEMES:
-    app.conf.broker_transport = broker.TRANSPORT  # acks from hundreds of greenlets wait for a connection
+broker.install()  # acks from hundreds of greenlets wait for a connection rather than fail
 app.conf.update(
     task_queues=[KombuQueue(q.value) for q in Queue],  # type: ignore[no-untyped-call]
     task_default_queue=Queue.RUNS.value,

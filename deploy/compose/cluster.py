@@ -145,7 +145,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="start the cluster and wait until it is healthy")
     p_up.add_argument("--api-replicas", type=int, default=2)
-    p_up.add_argument("--runs-workers", type=int, default=int(os.environ.get("RUNS_WORKERS", "2")),
+    p_up.add_argument("--runs-workers", type=int, default=int(os.environ.get("RUNS_WORKERS") or 2),
                       help="runs worker containers, one process each (default: RUNS_WORKERS or 2)")
     p_up.add_argument("--json", action="store_true")
     p_scale = sub.add_parser("scale", help="run N containers of a service (e.g. worker-runs 3)")

@@ -153,12 +153,14 @@ def up(args: argparse.Namespace) -> dict[str, object]:
                                      "--appendonly", "no" if args.ephemeral else "yes"], state, env)
     pids["api"] = _spawn("api", [str(VENV_BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
                                  "--port", str(ports["api"]), "--no-access-log"], state, env)
-    # The runs worker is one process (one core: a gevent process runs on one); more processes use more cores.
-    # The first serves the runs workers' metrics; the others are "worker-2", "worker-3", …
+    # A runs worker is one process, on one core (gevent); more processes use more cores. The first, "worker",
+    # serves its metrics on the stack's worker_metrics port; the others ("worker-2", …) serve none.
+    runs_nodes = []
     for i in range(1, runs_workers(args) + 1):
         name, node, worker_env = "worker", "runs", {**env, "METRICS_PORT": str(ports["worker_metrics"])}
         if i > 1:
-            name, node, worker_env = f"worker-{i}", f"runs{i}", env
+            name, node, worker_env = f"worker-{i}", f"runs{i}", {**env, "METRICS_PORT": "0"}
+        runs_nodes.append((name, node))
         pids[name] = _spawn(name, _supervised(name, [
             str(VENV_BIN / "celery"), "-A", "worker.celery_app", "worker", "-E", "-Q", "runs",
             "-c", str(runs_concurrency(args)), "-P", args.pool, "-n", f"{node}@{socket.gethostname()}",
@@ -191,7 +193,8 @@ def up(args: argparse.Namespace) -> dict[str, object]:
     info_file.write_text(json.dumps(info, indent=2))
     try:
         _wait_http(f"http://127.0.0.1:{ports['api']}/readyz", "api", pids["api"])
-        _wait_worker(env, pids["worker"], node=f"runs@{socket.gethostname()}")
+        for name, node in runs_nodes:
+            _wait_worker(env, pids[name], node=f"{node}@{socket.gethostname()}")
         info["api_key"] = _dev_key(state, env)
     except BaseException:
         down_dir(state, purge=False)
