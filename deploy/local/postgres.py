@@ -7,8 +7,10 @@ to run as root, so as root the server runs as a dedicated system user.
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 SYSTEM_USER = "assistants-pg"
@@ -93,13 +95,29 @@ def start(data_dir: Path, port: int, log: Path, fast_unsafe: bool = False) -> No
                    "-o", opts, "start"])
 
 
-def stop(data_dir: Path) -> None:
-    if not (data_dir / "postmaster.pid").exists():
+def stop(data_dir: Path, wait: float = 60) -> None:
+    """A fast shutdown (what `docker restart` does), returning once the server has exited."""
+    pidfile = data_dir / "postmaster.pid"
+    if not pidfile.exists():
         return
     user = _ensure_user()
-    subprocess.run([str(bin_dir() / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=60,
-                   **_identity(user))  # type: ignore[call-overload]
+    out = subprocess.run([str(bin_dir() / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
+                         capture_output=True, text=True, check=False, timeout=wait + 10,
+                         **_identity(user))  # type: ignore[call-overload]
+    if out.returncode == 0 or not pidfile.exists():
+        return
+    # pg_ctl gave up (once, under load, without the server ever logging the request): signal the postmaster
+    # ourselves and wait for it, so that a restart never meets the old server's lock file.
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError, IndexError):
+        return  # exited meanwhile
+    deadline = time.monotonic() + wait
+    while pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pidfile.exists():
+        raise RuntimeError(f"postgres in {data_dir} did not stop; pg_ctl said: {out.stdout}{out.stderr}")
 
 
 def ensure_database(port: int, name: str) -> None:
