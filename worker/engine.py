@@ -19,7 +19,7 @@ from shared import dispatch, events, logs, runflow
 from shared.config import get_settings
 from shared.dispatch import Task
 from shared.ids import now
-from shared.models import Message, Run, RunStep
+from shared.models import Run, RunStep
 from shared.runstate import TERMINAL, Event, Status
 from worker import inflight, model, prompt, reply, retrieval, run_request, store, toolcalls
 from worker.failures import PASSED_ON, RETRYABLE, Interrupted, fail_unexpectedly
@@ -38,7 +38,7 @@ class Turn:
     """What a model step reads before calling the model."""
 
     run: Run
-    history: list[Message] = field(default_factory=list)
+    history: list[store.Said] = field(default_factory=list)
     steps: list[RunStep] = field(default_factory=list)
     indexing: int = 0  # files in the run's file_search scope still being indexed
 
@@ -65,12 +65,15 @@ def advance(run_id: str, seq: int) -> None:
             return  # stale, redelivered or overtaken: someone already moved this run on
         logs.bind_ids(run.thread_id)
         event = control_event(run, now())
+        # A run taken up for the first time has no steps yet (one query fewer); one queued again after tool
+        # outputs has.
+        first_start = event == Event.START and run.started_at is None
         applied = runflow.apply(conn, run, event) if event is not None else None
         if event is not None and applied is None:
             return  # raced: another task or the API changed the run meanwhile
         if applied is not None:
             run = applied.run
-        turn = _read_turn(conn, run) if run.status == Status.IN_PROGRESS else None
+        turn = _read_turn(conn, run, fresh=first_start) if run.status == Status.IN_PROGRESS else None
     # Committed: from here on, the step's token is run.step_seq (a START moved it on).
     try:
         dispatch.after_commit(r, run.id, applied)
@@ -115,7 +118,8 @@ def waits_for_files(run: Run, at: float) -> bool:
     return at - (run.started_at or run.created_at) < get_settings().file_search_wait_seconds
 
 
-def _read_turn(conn: Any, run: Run) -> Turn:
+def _read_turn(conn: Any, run: Run, *, fresh: bool) -> Turn:
+    """`fresh`: the run has no steps yet."""
     try:
         window = model.context_window(run.model)
     except model.ModelError:  # misconfigured backends: the model call says so, failing the run with the reason
@@ -124,7 +128,7 @@ def _read_turn(conn: Any, run: Run) -> Turn:
     last_n = int(strategy["last_messages"]) if strategy.get("type") == "last_messages" and strategy.get(
         "last_messages") else None
     budget = min(window, run.max_prompt_tokens or window)
-    turn = Turn(run=run, steps=store.run_steps(conn, run.id),
+    turn = Turn(run=run, steps=[] if fresh else store.run_steps(conn, run.id),
                 history=store.recent_messages(conn, run.thread_id, budget=budget, last_n=last_n))
     if retrieval.has_search(run.tools):
         turn.indexing = retrieval.indexing(conn, retrieval.scope(conn, run.assistant_id, run.thread_id))

@@ -6,11 +6,11 @@ Token counts are estimated (about 4 characters a token): no tokenizer files can 
 the estimate only has to keep the prompt inside the window, with a margin."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from shared.models import Message, Run, RunStep
+from shared.models import Run, RunStep
 from worker import vision
 
 Images = Callable[[list[dict[str, Any]], str], list[dict[str, Any]]]
@@ -24,6 +24,16 @@ PER_MESSAGE_TOKENS = 4
 IMAGE_TOKENS = {"low": 85}
 DEFAULT_IMAGE_TOKENS = 765
 IMAGE_PARTS = ("image_url", "image_file")
+
+
+class ThreadMessage(Protocol):
+    """What the prompt needs of a thread's message (a stored Message, or the two columns the engine reads)."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> list[dict[str, Any]]: ...
 
 
 def _image_tokens(part: dict[str, Any]) -> int:
@@ -40,7 +50,7 @@ def estimate_tokens(message: dict[str, Any]) -> int:
         + len(json.dumps(message.get("tool_calls") or "")) // CHARS_PER_TOKEN
 
 
-def _content(m: Message) -> Any:
+def _content(m: ThreadMessage) -> Any:
     """Images reach the model in user messages only (Chat Completions takes none from the assistant): an
     `image_file` stays a reference until the prompt is fitted (worker/vision.py inlines the kept ones)."""
     parts: list[dict[str, Any]] = []
@@ -61,7 +71,7 @@ def _content(m: Message) -> Any:
     return parts
 
 
-def thread_message(m: Message) -> dict[str, Any]:
+def thread_message(m: ThreadMessage) -> dict[str, Any]:
     return {"role": m.role, "content": _content(m)}
 
 
@@ -115,7 +125,7 @@ class Prompt:
     tokens: int  # estimated prompt size
 
 
-def build(run: Run, history: list[Message], steps: list[RunStep], *, window: int,
+def build(run: Run, history: Sequence[ThreadMessage], steps: list[RunStep], *, window: int,
           reserve: int, images: Images = vision.inline) -> Prompt:
     """history: the thread's messages, oldest first. `reserve`: tokens kept free for the completion. `images`
     inlines the image files of the messages kept (I/O: blob reads)."""

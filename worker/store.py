@@ -7,7 +7,7 @@ between transactions: a step reads, releases, waits minutes for the model, then 
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 from sqlmodel import SQLModel
@@ -41,11 +41,19 @@ def _least_tokens(content: list[dict[str, Any]]) -> int:
     return PER_MESSAGE_TOKENS + chars // CHARS_PER_TOKEN
 
 
-def recent_messages(conn: Connection, thread_id: str, *, budget: int, last_n: int | None = None) -> list[Message]:
+class Said(NamedTuple):
+    """A thread message as the prompt needs it. Not a Message: building a table model validates and instruments
+    it (~100 µs each), 20 ms for the 200 messages that fill an 8k window."""
+
+    role: str
+    content: list[dict[str, Any]]
+
+
+def recent_messages(conn: Connection, thread_id: str, *, budget: int, last_n: int | None = None) -> list[Said]:
     """The thread's newest messages, oldest first: as many as a prompt of `budget` tokens could hold (or the
     last `last_n`). A run's cost stays flat however long the thread grows; prompt.build trims exactly."""
     t = _table(Message)
-    out: list[Message] = []
+    out: list[Said] = []
     tokens, before, page = 0, None, FIRST_PAGE
     while tokens < budget and (last_n is None or len(out) < last_n):
         want = page if last_n is None else min(page, last_n - len(out))
@@ -54,8 +62,7 @@ def recent_messages(conn: Connection, thread_id: str, *, budget: int, last_n: in
             stmt = stmt.where(t.c.seq < before)
         rows = conn.execute(stmt.order_by(t.c.seq.desc()).limit(want)).all()
         for r in rows:
-            out.append(Message(id="", project_id="", thread_id=thread_id, created_at=0, role=r.role,
-                               content=r.content))
+            out.append(Said(r.role, r.content))
             tokens += _least_tokens(r.content)
             if tokens >= budget:
                 break

@@ -1,0 +1,76 @@
+"""How a streamed answer's body is read (worker/model.py's _Body): SSE payloads whatever the chunking, the body
+read to its end after [DONE], and reads paced once text flows — the first token never held back."""
+
+from collections.abc import Iterator
+
+from worker.model import _Body
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class Response:
+    """Chunks as the server sends them: (seconds the read waits for it, bytes)."""
+
+    def __init__(self, clock: Clock, chunks: list[tuple[float, bytes]]) -> None:
+        self.clock, self.chunks, self.read = clock, chunks, 0
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        for wait, raw in self.chunks:
+            self.clock.now += wait
+            self.read += 1
+            yield raw
+
+
+def body(clock: Clock, chunks: list[tuple[float, bytes]], pace: float = 0.1) -> tuple[_Body, Response]:
+    response = Response(clock, chunks)
+    return _Body(response, pace, clock=lambda: clock.now, sleep=clock.sleep), response
+
+
+def data(n: int) -> bytes:
+    return f'data: {{"n": {n}}}\n\n'.encode()
+
+
+def test_payloads_whatever_the_chunking_and_the_body_read_to_its_end() -> None:
+    clock = Clock()
+    whole = data(1) + b": a comment\r\n" + data(2) + b"data: [DONE]\n\n"
+    split = [(0.0, whole[i:i + 7]) for i in range(0, len(whole), 7)] + [(0.0, b""), (0.0, b"")]
+    reader, response = body(clock, split)
+    assert list(reader.data()) == ['{"n": 1}', '{"n": 2}']
+    assert response.read == len(split)  # the terminator too: the connection goes back to the pool
+    assert clock.slept == []  # nothing flowed: never paced
+
+
+def test_reads_pause_after_waiting_once_text_flows() -> None:
+    clock = Clock()
+    chunks = [(0.5, data(0)),  # the first token, after the model thought: relayed at once
+              (0.02, data(1)),  # waited for: a pause follows
+              (0.0, data(2)), (0.0, data(3)),  # sent during the pause, read at once
+              (0.02, data(4)), (0.0, b"data: [DONE]\n\n")]
+    reader, _ = body(clock, chunks)
+    seen: list[tuple[str, float]] = []
+    for payload in reader.data():
+        seen.append((payload, clock.now))
+        reader.flowing = True
+    assert [p for p, _ in seen] == [f'{{"n": {n}}}' for n in range(5)]
+    assert seen[0][1] == 0.5  # the first token is not held back
+    # A pause after each read that waited once text flowed (the first token's read included), none after reads
+    # that found data waiting, and none at the end.
+    assert clock.slept == [0.1, 0.1, 0.1]
+
+
+def test_no_pacing_when_deltas_are_not_coalesced() -> None:
+    clock = Clock()
+    reader, _ = body(clock, [(0.02, data(n)) for n in range(3)], pace=0)
+    for _ in reader.data():
+        reader.flowing = True
+    assert clock.slept == []
+
+
