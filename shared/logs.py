@@ -66,3 +66,7 @@ def configure(fmt: str, level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # The HTTP client logs every request at INFO: a line per model call, saying less than the metrics do (kept
+    # at DEBUG).
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
