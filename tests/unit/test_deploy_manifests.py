@@ -149,3 +149,14 @@ def test_compose_file_services_and_settings() -> None:
     # Only the code worker talks to Docker, and no service but it mounts the socket.
     socket_users = [n for n, s in services.items() if any("docker.sock" in v for v in s.get("volumes", []))]
     assert socket_users == ["worker-code"]
+
+
+def test_compose_healthchecks_are_cheap() -> None:
+    """Docker execs a healthcheck in its container every interval for as long as it runs (~50 ms of CPU each
+    before the check itself): none starts a Python interpreter, none runs more often than every 5 s."""
+    services = yaml.safe_load((ROOT / "deploy" / "compose" / "docker-compose.yml").read_text())["services"]
+    checks = {name: s["healthcheck"] for name, s in services.items() if "healthcheck" in s}
+    assert {"postgres", "redis", "api"} <= set(checks)
+    for name, check in checks.items():
+        assert "python" not in " ".join(check["test"]), name
+        assert int(check["interval"].removesuffix("s")) >= 5, name
