@@ -93,13 +93,15 @@ class _Body:
     def data(self) -> Iterator[str]:
         chunks = self._response.iter_bytes()
         buffered = b""
-        while True:
+        ended = False
+        while not ended:
             began = self._clock()
             raw = next(chunks, None)
-            if raw is None:
-                return
             waited = self._clock() - began > self.WAITED
-            *lines, buffered = (buffered + raw).split(b"\n")
+            if raw is None:  # the body's end; a last line may lack its newline
+                ended, lines = True, [buffered]
+            else:
+                *lines, buffered = (buffered + raw).split(b"\n")
             for line in lines:
                 if not line.startswith(b"data:"):
                     continue
@@ -112,7 +114,7 @@ class _Body:
                         pass
                     return
                 yield payload
-            if waited and self.flowing and self._pace > 0:
+            if waited and self.flowing and self._pace > 0 and not ended:
                 self._sleep(self._pace)
 
 

@@ -48,6 +48,11 @@ def test_payloads_whatever_the_chunking_and_the_body_read_to_its_end() -> None:
     assert clock.slept == []  # nothing flowed: never paced
 
 
+def test_a_body_ending_without_done_or_its_last_newline() -> None:
+    reader, _ = body(Clock(), [(0.0, data(1)), (0.0, b'data: {"n": 2}')])
+    assert list(reader.data()) == ['{"n": 1}', '{"n": 2}']
+
+
 def test_reads_pause_after_waiting_once_text_flows() -> None:
     clock = Clock()
     chunks = [(0.5, data(0)),  # the first token, after the model thought: relayed at once
