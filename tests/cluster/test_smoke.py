@@ -207,6 +207,14 @@ def test_worker_killed_mid_run_and_the_run_finishes(cluster: Cluster, client: op
     assert len(steps) == 1 and steps[0].status == "completed"
 
 
+def scrape(container: str, port: int) -> str:
+    """A container's /metrics, read from inside it."""
+    return subprocess.run(["docker", "exec", container, "python", "-c",
+                           "import urllib.request; print(urllib.request.urlopen("
+                           f"'http://127.0.0.1:{port}/metrics', timeout=5).read().decode())"],
+                          capture_output=True, text=True, check=True).stdout
+
+
 def test_flower_and_metrics_answer(cluster: Cluster) -> None:
     info = cluster.info
     assert httpx.get(f"{info['flower_url']}/healthcheck").text == "OK"
@@ -226,17 +234,15 @@ def test_flower_and_metrics_answer(cluster: Cluster) -> None:
     api = httpx.get(info["metrics_url"]).text
     for q in ("runs", "code", "ingest", "webhooks"):
         assert sample(api, "assistants_queue_depth", queue=q) is not None
-    assert (sample(api, "assistants_http_request_duration_seconds_count", method="POST",
-                   route="/v1/threads/{thread_id}/runs", status="200") or 0) >= 1
-    # The workers' own metrics, scraped inside the cluster network as Prometheus would.
-    advanced = 0.0
-    for container in cluster.containers("worker-runs"):
-        out = subprocess.run(["docker", "exec", container, "python", "-c",
-                              "import urllib.request; print(urllib.request.urlopen("
-                              "'http://127.0.0.1:9100/metrics', timeout=5).read().decode())"],
-                             capture_output=True, text=True)
-        advanced += sample(out.stdout, "assistants_task_duration_seconds_count", task="assistants.runs.advance",
-                           outcome="success") or 0
+    # Each replica counts the requests it served (the proxy spreads them), so every replica is scraped, inside
+    # the cluster network as Prometheus would; likewise the runs workers.
+    created = sum(sample(scrape(c, 8000), "assistants_http_request_duration_seconds_count", method="POST",
+                         route="/v1/threads/{thread_id}/runs", status="200") or 0
+                  for c in cluster.containers("api"))
+    assert created >= 1
+    advanced = sum(sample(scrape(c, 9100), "assistants_task_duration_seconds_count",
+                          task="assistants.runs.advance", outcome="success") or 0
+                   for c in cluster.containers("worker-runs"))
     assert advanced >= 1
     assert urllib.request.urlopen(f"{info['base_url'][:-3]}/healthz").status == 200
 
