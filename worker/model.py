@@ -79,9 +79,9 @@ class _Body:
 
     A server sends each token as it is made. Read as they came, every token cost a wake-up of the greenlet and a
     socket read — much of a runs worker's CPU at real-model speed. Clients see text at most every
-    STREAM_FLUSH_SECONDS anyway (worker/live.py), so once text flows, a read that had to wait for the server is
-    followed by a pause of that long, and the next read takes everything sent meanwhile at once. The first token
-    is never held back, nor the answer's end."""
+    STREAM_FLUSH_SECONDS anyway (worker/live.py), so once text has flowed for that long, a read that had to wait
+    for the server is followed by a pause of that long, and the next read takes everything sent meanwhile at once.
+    The first token is never held back, nor an answer that comes in one burst (a fast model's, or a cached one)."""
 
     WAITED = 0.001  # a read that took longer than this waited for the server: nothing more was buffered
 
@@ -89,6 +89,7 @@ class _Body:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._response, self._pace, self._clock, self._sleep = response, pace, clock, sleep
         self.flowing = False  # set by the reader once something was relayed
+        self._since: float | None = None  # when it was first seen flowing
 
     def data(self) -> Iterator[str]:
         chunks = self._response.iter_bytes()
@@ -114,8 +115,11 @@ class _Body:
                         pass
                     return
                 yield payload
-            if waited and self.flowing and self._pace > 0 and not ended:
-                self._sleep(self._pace)
+            if self.flowing and not ended:
+                now = self._clock()
+                self._since = now if self._since is None else self._since
+                if waited and self._pace > 0 and now - self._since >= self._pace:
+                    self._sleep(self._pace)
 
 
 def _once(r: backends.Route, prepared: upstream_request.Prepared, on_text: Callable[[str], None],

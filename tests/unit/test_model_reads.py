@@ -10,9 +10,11 @@ class Clock:
     def __init__(self) -> None:
         self.now = 0.0
         self.slept: list[float] = []
+        self.paused_at: list[float] = []
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
+        self.paused_at.append(self.now)
         self.now += seconds
 
 
@@ -53,22 +55,29 @@ def test_a_body_ending_without_done_or_its_last_newline() -> None:
     assert list(reader.data()) == ['{"n": 1}', '{"n": 2}']
 
 
-def test_reads_pause_after_waiting_once_text_flows() -> None:
+def test_reads_pause_after_waiting_once_text_has_flowed_a_while() -> None:
     clock = Clock()
-    chunks = [(0.5, data(0)),  # the first token, after the model thought: relayed at once
-              (0.02, data(1)),  # waited for: a pause follows
-              (0.0, data(2)), (0.0, data(3)),  # sent during the pause, read at once
-              (0.02, data(4)), (0.0, b"data: [DONE]\n\n")]
+    # The first token after the model thought, then one every 20 ms, as a real model streams.
+    chunks = [(0.5, data(0)), *[(0.02, data(n)) for n in range(1, 12)], (0.0, b"data: [DONE]\n\n")]
     reader, _ = body(clock, chunks)
     seen: list[tuple[str, float]] = []
     for payload in reader.data():
         seen.append((payload, clock.now))
         reader.flowing = True
-    assert [p for p, _ in seen] == [f'{{"n": {n}}}' for n in range(5)]
+    assert [p for p, _ in seen] == [f'{{"n": {n}}}' for n in range(12)]
     assert seen[0][1] == 0.5  # the first token is not held back
-    # A pause after each read that waited once text flowed (the first token's read included), none after reads
-    # that found data waiting, and none at the end.
-    assert clock.slept == [0.1, 0.1, 0.1]
+    # Pauses only after text has flowed for a whole pace (from 0.5 s), then after every read that waited.
+    assert clock.paused_at and min(clock.paused_at) >= 0.6 - 1e-9
+    assert len(clock.slept) >= 4 and set(clock.slept) == {0.1}
+
+
+def test_an_answer_in_one_burst_is_never_held_back() -> None:
+    clock = Clock()
+    reader, _ = body(clock, [(0.3, data(0)), *[(0.005, data(n)) for n in range(1, 15)],
+                             (0.0, b"data: [DONE]\n\n")])
+    for _ in reader.data():
+        reader.flowing = True
+    assert clock.slept == []
 
 
 def test_no_pacing_when_deltas_are_not_coalesced() -> None:
