@@ -117,7 +117,8 @@ class _Body:
                 yield payload
             if self.flowing and not ended:
                 now = self._clock()
-                self._since = now if self._since is None else self._since
+                if self._since is None:
+                    self._since = now
                 if waited and self._pace > 0 and now - self._since >= self._pace:
                     self._sleep(self._pace)
 

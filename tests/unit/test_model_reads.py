@@ -86,5 +86,3 @@ def test_no_pacing_when_deltas_are_not_coalesced() -> None:
     for _ in reader.data():
         reader.flowing = True
     assert clock.slept == []
-
-
