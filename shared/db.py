@@ -1,14 +1,17 @@
 """Database engines: async for the API (one event loop serves many requests), sync for Celery workers."""
 
+import logging
 from collections.abc import AsyncIterator
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.config import get_settings
 
+log = logging.getLogger("shared.db")
 
 # No pool_pre_ping: it costs a round trip on every checkout, i.e. on every request and every run step. A
 # connection broken by a Postgres restart fails one statement instead, and SQLAlchemy then invalidates the
@@ -36,5 +39,19 @@ def _session_factory() -> async_sessionmaker[AsyncSession]:
 
 async def session_scope() -> AsyncIterator[AsyncSession]:
     """One session per request; rolled back if the handler did not commit."""
-    async with _session_factory()() as session:
+    session = _session_factory()()
+    try:
         yield session
+    finally:
+        await _close(session)
+
+
+async def _close(session: AsyncSession) -> None:
+    """Close a request's session, which rolls back whatever it did not commit. FastAPI runs this after the response
+    went out, so it cannot become an error answer; and a ROLLBACK that fails (Postgres restarted meanwhile) loses
+    nothing: the server dropped the transaction with the connection, which SQLAlchemy has invalidated."""
+    try:
+        await session.close()
+    except DBAPIError as exc:
+        log.warning("closing a request's session failed; its uncommitted work died with the connection (%s)",
+                    str(exc.orig or exc).splitlines()[0][:200])

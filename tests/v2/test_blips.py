@@ -6,6 +6,7 @@ The test stack's Redis keeps no data (appendonly off), so its restart is the har
 tasks and event streams are all gone, and the runs are recovered by the beat's sweep.
 """
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -89,3 +90,35 @@ def test_redis_restart_under_many_runs(stack: Stack, client: openai.OpenAI, mode
 @pytest.mark.timeout(600)
 def test_postgres_restart_under_many_runs(stack: Stack, client: openai.OpenAI, model: ScriptedModel) -> None:
     _under_load(stack, client, model, lambda: stack.respawn("postgres"))
+
+
+def test_a_connection_lost_after_the_answer_was_sent_is_not_an_error(stack: Stack,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request's session is closed after its response went out (FastAPI runs a yield dependency's exit
+    then), so a Postgres restart in between makes the closing ROLLBACK fail on a dead connection. Nothing is lost
+    (Postgres dropped the transaction with the connection) and the client already has its answer: the close must
+    end quietly, not as an unhandled error after the response started."""
+    from sqlalchemy import text
+
+    from shared import config, db
+
+    monkeypatch.setenv("DATABASE_URL", stack.env["DATABASE_URL"])
+    caches = (config.get_settings, db.async_engine, db._session_factory)
+    for cached in caches:
+        cached.cache_clear()
+
+    async def request_whose_connection_dies() -> None:
+        scope = db.session_scope()
+        session = await anext(scope)
+        pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with db.async_engine().connect() as other:  # a second pooled connection: the first is checked out
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(StopAsyncIteration):
+            await anext(scope)
+        await db.async_engine().dispose()
+
+    try:
+        asyncio.run(request_whose_connection_dies())
+    finally:
+        for cached in caches:
+            cached.cache_clear()
