@@ -14,7 +14,8 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
-def _descendants(root: int) -> list[int]:
+def descendants(root: int) -> list[int]:
+    """A process and every process below it."""
     parents: dict[int, int] = {}
     for p in Path("/proc").glob("[0-9]*"):
         st = _stat(int(p.name))
@@ -42,8 +43,8 @@ def groups(state_dir: Path) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for name, pid in pids.items():
         group = "worker" if name.startswith("worker-") else name  # every runs worker process: "worker"
-        out.setdefault(group, []).extend(_descendants(pid))
-    out["postgres"] = _descendants(postmaster)
+        out.setdefault(group, []).extend(descendants(pid))
+    out["postgres"] = descendants(postmaster)
     return out
 
 
