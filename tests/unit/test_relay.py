@@ -3,7 +3,7 @@ follower that joins, resuming from an older event, while a read is under way."""
 
 import asyncio
 
-from api.relay import Follower, Relay, id_key
+from api.relay import Follower, Relay, id_key, pause_after
 
 
 def entries(*ids: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -41,3 +41,10 @@ def test_a_follower_resuming_during_a_read_gets_every_entry_in_order() -> None:
 
 def test_event_ids_are_compared_as_numbers() -> None:
     assert id_key("10-0") > id_key("9-99") and id_key("5") == (5, 0)
+
+
+def test_reads_pause_under_load_only() -> None:
+    assert pause_after(found_entries=False, streams=100) == 0.0  # it blocked: entries come as they arrive
+    assert pause_after(found_entries=True, streams=1) == 0.001  # one client, one run: no wait worth noting
+    assert pause_after(found_entries=True, streams=20) == 0.02
+    assert pause_after(found_entries=True, streams=500) == 0.04  # bounded, below the workers' 0.1 s text flush
