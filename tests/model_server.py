@@ -306,15 +306,24 @@ class ScriptedModel:
 
                 pause = float(reply.get("chunk_delay", 0))
                 stall_after, stall = reply.get("stall", (0, 0.0))
+                # Chunks go out on a schedule, not after fixed sleeps: a model keeps its token rate however busy
+                # the machine is (it runs elsewhere), while sleeps would add this process's own delays to each.
+                due = time.monotonic()
+
+                def wait_until_due() -> None:
+                    time.sleep(max(0.0, due - time.monotonic()))
+
                 try:
                     for i, chunk in enumerate([] if reply.get("empty") else _chunks(body, reply, model.quirks)):
                         if i == 1:  # after the role chunk: the model thinks before its first token
-                            time.sleep(float(reply.get("ttft", 0)))
+                            due += float(reply.get("ttft", 0))
                         if stall_after and i == stall_after + 1:  # mid-answer, the model stops to think again
-                            time.sleep(float(stall))
+                            due += float(stall)
+                        wait_until_due()
                         write(f"data: {json.dumps(chunk)}\n\n".encode())
                         if i:
-                            time.sleep(pause)
+                            due += pause
+                    wait_until_due()
                 except (BrokenPipeError, ConnectionResetError):
                     with model.lock:  # the client hung up mid-answer (a real server stops generating then)
                         model.aborted.append((_last_user_text(body.get("messages", [])), time.monotonic()))
