@@ -47,11 +47,15 @@ async def session_scope() -> AsyncIterator[AsyncSession]:
 
 
 async def _close(session: AsyncSession) -> None:
-    """Close a request's session, which rolls back whatever it did not commit. FastAPI runs this after the response
-    went out, so it cannot become an error answer; and a ROLLBACK that fails (Postgres restarted meanwhile) loses
-    nothing: the server dropped the transaction with the connection, which SQLAlchemy has invalidated."""
+    """Close a request's session, which rolls back whatever it did not commit, shielded from cancellation as
+    `async with` would (a client gone must not leave the connection checked out). FastAPI runs this after the
+    response went out, so a failure cannot become an error answer. A ROLLBACK on a connection that died meanwhile
+    (Postgres restarted) loses nothing: the server dropped the transaction with the connection, which SQLAlchemy
+    has invalidated and the pool has let go. Any other failure is a real one, and raised."""
     try:
-        await session.close()
+        await session.__aexit__(None, None, None)
     except DBAPIError as exc:
-        log.warning("closing a request's session failed; its uncommitted work died with the connection (%s)",
+        if not exc.connection_invalidated:
+            raise
+        log.warning("closing a request's session found its connection gone; its uncommitted work went with it (%s)",
                     str(exc.orig or exc).splitlines()[0][:200])

@@ -92,12 +92,12 @@ def test_postgres_restart_under_many_runs(stack: Stack, client: openai.OpenAI, m
     _under_load(stack, client, model, lambda: stack.respawn("postgres"))
 
 
-def test_a_connection_lost_after_the_answer_was_sent_is_not_an_error(stack: Stack,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_connection_lost_after_the_answer_was_sent_is_not_an_error(stack: Stack, monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     """The request's session is closed after its response went out (FastAPI runs a yield dependency's exit
     then), so a Postgres restart in between makes the closing ROLLBACK fail on a dead connection. Nothing is lost
     (Postgres dropped the transaction with the connection) and the client already has its answer: the close must
-    end quietly, not as an unhandled error after the response started."""
+    end quietly, not as an unhandled error after the response started, and give the connection's slot back."""
     from sqlalchemy import text
 
     from shared import config, db
@@ -108,17 +108,23 @@ def test_a_connection_lost_after_the_answer_was_sent_is_not_an_error(stack: Stac
         cached.cache_clear()
 
     async def request_whose_connection_dies() -> None:
-        scope = db.session_scope()
-        session = await anext(scope)
-        pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        async with db.async_engine().connect() as other:  # a second pooled connection: the first is checked out
-            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        with pytest.raises(StopAsyncIteration):
-            await anext(scope)
-        await db.async_engine().dispose()
+        engine = db.async_engine()
+        try:
+            scope = db.session_scope()
+            session = await anext(scope)
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            async with engine.connect() as other:  # a second pooled connection: the first is checked out
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(StopAsyncIteration):
+                await anext(scope)
+            assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        finally:
+            await engine.dispose()
 
     try:
-        asyncio.run(request_whose_connection_dies())
+        with caplog.at_level("WARNING", logger="shared.db"):
+            asyncio.run(request_whose_connection_dies())
     finally:
         for cached in caches:
             cached.cache_clear()
+    assert "found its connection gone" in caplog.text  # the ROLLBACK did meet the dead connection
