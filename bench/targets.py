@@ -83,12 +83,19 @@ class ClusterTarget:
         return self._containers[service]
 
     def _pid(self, container: str) -> int:
-        """The container's first process, as the host sees it (looked up again if the container restarted)."""
+        """The container's first process, as the host sees it (looked up again if the container restarted);
+        0 while it is stopped. A container gone (recreated) is looked up again at the next sample."""
         pid = self._pids.get(container)
         if pid is None or not Path(f"/proc/{pid}").exists():
-            out = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container], capture_output=True,
-                                 text=True, check=True).stdout
-            pid = self._pids[container] = int(out)
+            try:
+                out = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container], capture_output=True,
+                                     text=True, check=True).stdout
+            except subprocess.CalledProcessError:
+                self._containers.clear()
+                raise
+            pid = int(out)
+            if pid:
+                self._pids[container] = pid
         return pid
 
     def _exec(self, service: str, *cmd: str) -> str:
@@ -97,7 +104,8 @@ class ClusterTarget:
 
     def runs_worker_rss(self) -> int:
         """Resident memory of every process in the runs workers' containers."""
-        return sum(rss(p) for container in self.containers("worker-runs") for p in descendants(self._pid(container)))
+        pids = [self._pid(container) for container in self.containers("worker-runs")]
+        return sum(rss(p) for pid in pids if pid for p in descendants(pid))
 
     def pg_connections(self) -> int:
         # Over the container's Unix socket (trusted); its TCP port asks for the password.
