@@ -117,7 +117,7 @@ def test_a_connection_lost_after_the_answer_was_sent_is_not_an_error(stack: Stac
                 await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             with pytest.raises(StopAsyncIteration):
                 await anext(scope)
-            assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            assert engine.pool.checkedout() == 0
         finally:
             await engine.dispose()
 
