@@ -290,18 +290,19 @@ class ScriptedModel:
                 self.wfile.write(raw)
 
             def _stream(self, body: dict[str, Any], reply: dict[str, Any]) -> None:
-                keep = "close_after_stream" in model.quirks
+                # Chunked, on a connection kept for the next request, as OpenAI, vLLM and Ollama serve streams: a
+                # client that had to connect (and resolve the host) again for every answer would be measured
+                # paying for it. llama-server says keep-alive too, then drops the next request ("close_after_stream").
+                drops_next = "close_after_stream" in model.quirks
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
-                if keep:  # chunked, so that the connection could carry another request (it will not)
-                    self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Transfer-Encoding", "chunked")
+                if drops_next:
                     self.send_header("Keep-Alive", "timeout=5, max=100")
-                else:
-                    self.send_header("Connection", "close")
                 self.end_headers()
 
                 def write(data: bytes) -> None:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if keep else data)
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                     self.wfile.flush()
 
                 pause = float(reply.get("chunk_delay", 0))
@@ -330,12 +331,9 @@ class ScriptedModel:
                     self.close_connection = True
                     return
                 write(b"data: [DONE]\n\n")
-                if keep:
-                    self.wfile.write(b"0\r\n\r\n")
-                    self.wfile.flush()
-                    self.drop_next = True
-                else:
-                    self.close_connection = True
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                self.drop_next = drops_next
 
         return Handler
 
