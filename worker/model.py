@@ -1,6 +1,7 @@
-"""The model boundary: one Chat Completions call through the `openai` SDK to the backend the run's model name
-routes to (shared/backends.py), with the upstream's errors sorted into the run's `last_error` codes. Transient
-failures (429, 5xx, timeouts, dropped streams) are retried with backoff here, before the run is failed.
+"""The model boundary: one Chat Completions call to the backend the run's model name routes to
+(shared/backends.py), over the lean HTTP client of worker/upstream_http.py, with the upstream's errors sorted into
+the run's `last_error` codes. Transient failures (429, 5xx, timeouts, dropped streams) are retried with backoff
+here, before the run is failed.
 
 What differs between servers is handled by pure helpers: the request each kind of server needs
 (worker/upstream_request.py), reading answers whatever their chunking and estimating missing usage
@@ -10,27 +11,16 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any
-
-import openai
 
 from shared import backends, metrics
 from shared.config import get_settings
-from worker import upstream_errors, upstream_request, upstream_stream
+from worker import upstream_errors, upstream_http, upstream_request, upstream_stream
 from worker.model_types import ModelError, ModelRequest, ModelResult, Stopped, ToolCall
 
 __all__ = ["ModelError", "ModelRequest", "ModelResult", "Stopped", "ToolCall", "complete", "context_window", "route"]
 
 log = logging.getLogger("worker.model")
-
-
-@lru_cache
-def _client(base_url: str, api_key: str) -> openai.OpenAI:
-    # Our own retry loop owns backoff (it also covers streams that break midway), so the SDK does not retry.
-    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=get_settings().llm_timeout_seconds,
-                         max_retries=0)
 
 
 def route(name: str) -> backends.Route:
@@ -43,35 +33,6 @@ def route(name: str) -> backends.Route:
 def context_window(name: str) -> int:
     """Tokens the prompt and the completion share, for runs of model `name`."""
     return route(name).context_window
-
-
-@contextmanager
-def _open(client: openai.OpenAI, kw: dict[str, Any]) -> Iterator[Any]:
-    """Send the request; yields the HTTP response, its body unread.
-
-    Sent with the SDK's generic `post` (its base URL, auth, timeouts and error types), not with
-    `chat.completions.create`: that builds the request from its types, walking every message of the prompt —
-    30 ms of CPU for a prompt of 200 messages, more than the rest of the step — and `kw` is already the body.
-
-    A server that closes its connection after each streamed answer although it offered to keep it (llama-server
-    does) makes the next request on that pooled connection fail before any answer ("Server disconnected without
-    sending a response"): the request never reached it, so it is sent again at once on a new connection, and
-    does not count as a failed call."""
-    for attempt in (1, 2):
-        opened = False
-        try:
-            with client.post("/chat/completions", cast_to=object, body=kw, stream=True,
-                             stream_cls=openai.Stream[object]) as answer:
-                opened = True
-                yield answer.response
-                return
-        except openai.APITimeoutError:
-            raise
-        except openai.APIConnectionError:
-            if opened or attempt == 2:
-                raise
-            metrics.MODEL_RESENDS.labels(kw.get("model", "")).inc()
-            log.debug("model %s: stale pooled connection, sending again", kw.get("model"))
 
 
 class _Body:
@@ -92,14 +53,14 @@ class _Body:
         self._since: float | None = None  # when it was first seen flowing
 
     def data(self) -> Iterator[str]:
-        chunks = self._response.iter_bytes()
+        read = self._response.read1
         buffered = b""
         ended = False
         while not ended:
             began = self._clock()
-            raw = next(chunks, None)
+            raw = read(upstream_http.READ_BYTES)  # what has come, or (waiting) the next piece; b"" at the end
             waited = self._clock() - began > self.WAITED
-            if raw is None:  # the body's end; a last line may lack its newline
+            if not raw:  # the body's end; a last line may lack its newline
                 ended, lines = True, [buffered]
             else:
                 *lines, buffered = (buffered + raw).split(b"\n")
@@ -111,7 +72,7 @@ class _Body:
                     # Read the body to its end (nothing but its terminator is left), so that the connection goes
                     # back to the pool: a body left unread makes the client close the connection, and the next
                     # call pays a new TCP (and TLS) handshake.
-                    for _ in chunks:
+                    while read(upstream_http.READ_BYTES):
                         pass
                     return
                 yield payload
@@ -135,7 +96,8 @@ def _once(r: backends.Route, prepared: upstream_request.Prepared, on_text: Calla
             else:
                 on_tool_delta(d.index, d.call, d.piece)
 
-    with _open(_client(r.base_url, r.api_key), kw) as response:
+    with upstream_http.post(r.base_url, r.api_key, "/chat/completions", kw, get_settings().llm_timeout_seconds,
+                            label=kw.get("model", "")) as response:
         if not kw["stream"]:
             body = json.loads(response.read())
             if should_stop():  # cancelled while the server was answering: nothing of it is kept
@@ -146,8 +108,7 @@ def _once(r: backends.Route, prepared: upstream_request.Prepared, on_text: Calla
             for payload in stream.data():
                 if should_stop():
                     raise Stopped()
-                # Chunks are decoded with json, skipping the SDK's per-chunk model construction (a third of a
-                # worker's CPU per streamed call).
+                # Plain json: no model classes built per chunk (the SDK's cost a third of a worker's CPU).
                 chunk = json.loads(payload)
                 if chunk.get("error"):
                     raise upstream_errors.stream_error(chunk["error"])

@@ -8,11 +8,9 @@ refusal of the request (a validation error, an image sent to a text-only model) 
 retried: sending it again cannot succeed."""
 
 import ast
+import http.client
 import re
 from typing import Any
-
-import httpx
-import openai
 
 from worker.model_types import ModelError
 
@@ -25,25 +23,25 @@ _REFUSALS = ("validation error", "not supported", "does not support", "invalid j
 
 
 def classify(exc: Exception) -> ModelError:
+    """A failure met calling the model. worker/upstream_http.py raises ModelError itself up to the answer's
+    first bytes; what breaks after comes as the socket's own errors."""
     if isinstance(exc, ModelError):
         return exc
-    if isinstance(exc, openai.RateLimitError):
-        return ModelError("rate_limit_exceeded", f"The model is rate limited: {detail(exc.body)}", transient=True)
-    if isinstance(exc, openai.APITimeoutError):
-        return ModelError("server_error", "The model did not answer in time.", transient=True)
-    if isinstance(exc, openai.APIConnectionError):
-        return ModelError("server_error", "The model could not be reached.", transient=True)
-    if isinstance(exc, openai.APIStatusError):
-        return status_error(exc.status_code, exc.body)
-    # Reading a stream that had begun goes through httpx directly: a connection broken or gone silent mid-answer
-    # is the server's or the network's trouble, and worth another try.
-    if isinstance(exc, httpx.TimeoutException):
+    # A connection broken or gone silent mid-answer is the server's or the network's trouble, worth another try.
+    if isinstance(exc, TimeoutError):
         return ModelError("server_error", "The model stopped answering mid-stream.", transient=True)
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, OSError | http.client.HTTPException):
         return ModelError("server_error", f"The model's answer broke off ({exc.__class__.__name__}).",
                           transient=True)
     return ModelError("server_error", f"Unexpected error calling the model: {exc.__class__.__name__}",
                       transient=False)
+
+
+def http_error(status: int, body: Any) -> ModelError:
+    """A non-2xx answer; `body` as parsed JSON, or its text."""
+    if status == 429:
+        return ModelError("rate_limit_exceeded", f"The model is rate limited: {detail(body)}", transient=True)
+    return status_error(status, body)
 
 
 def status_error(status: int, body: Any) -> ModelError:

@@ -71,7 +71,7 @@ def test_plain_reply_polled(client: openai.OpenAI) -> None:
 def test_its_validation_500_reads_as_an_invalid_prompt(llama_cpp_python_server: str) -> None:
     """What it answers an assistant tool-call message with `content: null` (which the engine no longer sends), read
     as the engine reads upstream errors: `invalid_prompt`, not retried, one short line."""
-    from worker.upstream_errors import classify
+    from worker.upstream_errors import http_error
 
     direct = openai.OpenAI(base_url=llama_cpp_python_server, api_key="none", max_retries=0)
     call = {"id": "call_1", "type": "function", "function": {"name": "getCurrentWeather", "arguments": "{}"}}
@@ -81,7 +81,7 @@ def test_its_validation_500_reads_as_an_invalid_prompt(llama_cpp_python_server: 
             {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}])
     except openai.APIStatusError as exc:
         assert exc.status_code == 500 and "validation error" in str(exc.body)
-        err = classify(exc)
+        err = http_error(exc.status_code, exc.body)
     else:
         raise AssertionError("the server took content null: this quirk is gone")
     assert err.code == "invalid_prompt" and not err.transient

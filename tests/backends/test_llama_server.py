@@ -273,7 +273,7 @@ def test_models_lists_the_routes(client: openai.OpenAI) -> None:
 def test_its_refusals_read_as_invalid_prompts(llama_server: str) -> None:
     """llama-server's own error bodies, read as the engine reads upstream errors: an image for a text-only model
     (a 500) and a prompt longer than a slot's context (a 400) are `invalid_prompt`, in one short line."""
-    from worker.upstream_errors import classify
+    from worker.upstream_errors import http_error
 
     direct = openai.OpenAI(base_url=llama_server, api_key="none", max_retries=0)
     image = [{"type": "text", "text": "What is this?"},
@@ -284,7 +284,7 @@ def test_its_refusals_read_as_invalid_prompts(llama_server: str) -> None:
         try:
             direct.chat.completions.create(model=MODEL, max_tokens=8, messages=[{"role": "user", "content": content}])
         except openai.APIStatusError as exc:
-            errors.append((exc.status_code, classify(exc)))
+            errors.append((exc.status_code, http_error(exc.status_code, exc.body)))
         else:
             raise AssertionError(f"the server took {str(content)[:40]}")
     (image_status, image_err), (long_status, long_err) = errors

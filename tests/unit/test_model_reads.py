@@ -1,8 +1,6 @@
 """How a streamed answer's body is read (worker/model.py's _Body): SSE payloads whatever the chunking, the body
 read to its end after [DONE], and reads paced once text flows — the first token never held back."""
 
-from collections.abc import Iterator
-
 from worker.model import _Body
 
 
@@ -24,11 +22,14 @@ class Response:
     def __init__(self, clock: Clock, chunks: list[tuple[float, bytes]]) -> None:
         self.clock, self.chunks, self.read = clock, chunks, 0
 
-    def iter_bytes(self) -> Iterator[bytes]:
-        for wait, raw in self.chunks:
-            self.clock.now += wait
-            self.read += 1
-            yield raw
+    def read1(self, size: int) -> bytes:
+        """As http.client's: what has come (waiting for the next piece if nothing has); b"" at the end."""
+        if self.read == len(self.chunks):
+            return b""
+        wait, raw = self.chunks[self.read]
+        self.clock.now += wait
+        self.read += 1
+        return raw
 
 
 def body(clock: Clock, chunks: list[tuple[float, bytes]], pace: float = 0.1) -> tuple[_Body, Response]:
@@ -42,8 +43,8 @@ def data(n: int) -> bytes:
 
 def test_payloads_whatever_the_chunking_and_the_body_read_to_its_end() -> None:
     clock = Clock()
-    whole = data(1) + b": a comment\r\n" + data(2) + b"data: [DONE]\n\n"
-    split = [(0.0, whole[i:i + 7]) for i in range(0, len(whole), 7)] + [(0.0, b""), (0.0, b"")]
+    whole = data(1) + b": a comment\r\n" + data(2) + b"data: [DONE]\n\n" + b": what a server sends after\n\n"
+    split = [(0.0, whole[i:i + 7]) for i in range(0, len(whole), 7)]
     reader, response = body(clock, split)
     assert list(reader.data()) == ['{"n": 1}', '{"n": 2}']
     assert response.read == len(split)  # the terminator too: the connection goes back to the pool

@@ -2,16 +2,16 @@
 tool_choice as OpenAI means it, the request per server, tool-call deltas however they are chunked, usage estimated
 when missing, and upstream errors in one readable line."""
 
+import http.client
 import json
 from typing import Any
 
-import httpx
 import pytest
 
 from shared.backends import Route
 from worker.model_types import ModelError, ModelRequest
 from worker.run_request import tool_choice
-from worker.upstream_errors import classify, detail, status_error, stream_error
+from worker.upstream_errors import classify, detail, http_error, status_error, stream_error
 from worker.upstream_request import IMAGE_NOTE, ForcedCall, prepare
 from worker.upstream_stream import AnswerReader, Text, ToolDelta
 
@@ -312,11 +312,18 @@ def test_other_errors() -> None:
 
 
 def test_a_stream_broken_mid_answer_is_worth_another_try() -> None:
-    """Reading a begun stream raises httpx's own errors (not the SDK's): a dropped or silent connection is
-    transient, as the SDK's connection errors are; anything else unexpected is not."""
-    request = httpx.Request("POST", "http://model/v1/chat/completions")
-    for exc in (httpx.RemoteProtocolError("peer closed connection", request=request),
-                httpx.ReadTimeout("timed out", request=request), httpx.ReadError("reset", request=request)):
+    """Reading a begun answer raises the socket's own errors: a dropped or silent connection is transient, as
+    failures before the answer are; anything else unexpected is not."""
+    for exc in (http.client.IncompleteRead(b""), TimeoutError("timed out"), ConnectionResetError("reset")):
         err = classify(exc)
         assert err.transient and err.code == "server_error", exc
+    assert "stopped answering mid-stream" in classify(TimeoutError()).message
     assert not classify(ValueError("a bug")).transient
+
+
+def test_a_429_is_a_rate_limit_worth_another_try() -> None:
+    err = http_error(429, {"error": {"message": "Rate limit reached", "type": "requests"}})
+    assert err.code == "rate_limit_exceeded" and err.transient and err.message.endswith("Rate limit reached")
+    other = http_error(503, "Service Unavailable")
+    assert (other.code, other.transient) == ("server_error", True)
+    assert other.message == "The model failed (503): Service Unavailable"

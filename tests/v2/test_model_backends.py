@@ -202,7 +202,7 @@ def test_stale_connection_is_sent_again_at_once(quirky_models: dict[str, Scripte
         monkeypatch.setenv("LLM_MAX_RETRIES", "0")  # a failed call would fail outright
         for env in ("LLM_BACKENDS", "LLM_BACKENDS_FILE", "LLM_MODEL_MAP", "LLM_DEFAULT_MODEL"):
             monkeypatch.delenv(env, raising=False)
-        for cached in (get_settings, backends.routes, model._client):
+        for cached in (get_settings, backends.routes):
             cached.cache_clear()
         retried: list[int] = []
         for n in range(3):
@@ -213,7 +213,7 @@ def test_stale_connection_is_sent_again_at_once(quirky_models: dict[str, Scripte
         assert server.dropped == 2 and retried == []
     finally:
         server.stop()
-        for cached in (get_settings, backends.routes, model._client):
+        for cached in (get_settings, backends.routes):
             cached.cache_clear()
 
 

@@ -1,0 +1,130 @@
+"""The worker's HTTP to the model server (worker/upstream_http.py), against a real server on a socket: answers
+share one kept-alive connection; LLM_TIMEOUT_SECONDS bounds a wait for the answer and each silence within it,
+not the answer's length; error statuses read as the SDK's did; the environment's proxy is used."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from shared import backends
+from shared.config import get_settings
+from tests.model_server import ScriptedModel
+from worker import model, upstream_http
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModel]:
+    scripted = ScriptedModel().start()
+    monkeypatch.setenv("LLM_BASE_URL", scripted.base_url)
+    monkeypatch.setenv("LLM_MAX_RETRIES", "0")  # a failed call fails outright
+    monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "0.5")
+    for env in ("LLM_BACKENDS", "LLM_BACKENDS_FILE", "LLM_MODEL_MAP", "LLM_DEFAULT_MODEL"):
+        monkeypatch.delenv(env, raising=False)
+    get_settings.cache_clear()
+    backends.routes.cache_clear()
+    yield scripted
+    scripted.stop()
+    get_settings.cache_clear()
+    backends.routes.cache_clear()
+
+
+def ask(text: str) -> model.ModelResult:
+    return model.complete(model.ModelRequest(model="m", messages=[{"role": "user", "content": text}]),
+                          on_text=lambda _: None, on_tool_delta=lambda *_: None, should_stop=lambda: False)
+
+
+def test_answers_share_one_kept_alive_connection(server: ScriptedModel) -> None:
+    accepted = []
+    take = server.server.get_request
+
+    def counted() -> Any:
+        accepted.append(1)
+        return take()
+
+    server.server.get_request = counted  # type: ignore[method-assign]
+    for n in range(4):
+        assert ask(f"hi {n}").text == f"You said: hi {n}"
+    assert len(accepted) == 1
+
+
+def test_a_model_silent_past_the_timeout_mid_answer_is_a_transient_failure(server: ScriptedModel) -> None:
+    server.script("stall", {"text": "one two three four", "stall": [2, 1.5]})
+    began = time.monotonic()
+    with pytest.raises(model.ModelError) as failed:
+        ask("stall")
+    assert 0.5 <= time.monotonic() - began < 1.4
+    assert failed.value.transient and failed.value.message == "The model stopped answering mid-stream."
+
+
+def test_a_model_slower_to_answer_than_the_timeout_is_a_transient_failure(server: ScriptedModel) -> None:
+    server.script("slow", {"text": "late", "delay": 1.5})
+    began = time.monotonic()
+    with pytest.raises(model.ModelError) as failed:
+        ask("slow")
+    assert 0.5 <= time.monotonic() - began < 1.4
+    assert failed.value.transient and failed.value.message == "The model did not answer in time."
+
+
+def test_an_answer_longer_than_the_timeout_is_not_cut(server: ScriptedModel) -> None:
+    """The timeout bounds each silence, as a real model streams for longer than any one wait."""
+    server.script("long", {"text": " ".join(f"w{i}" for i in range(8)), "chunk_delay": 0.2})
+    began = time.monotonic()
+    assert ask("long").text.startswith("w0 w1")
+    assert time.monotonic() - began > 1.0
+
+
+def test_error_statuses_read_as_the_sdk_read_them(server: ScriptedModel) -> None:
+    server.script("busy", {"error": 429, "message": "Rate limit reached for requests"})
+    with pytest.raises(model.ModelError) as failed:
+        ask("busy")
+    assert failed.value.code == "rate_limit_exceeded" and failed.value.transient
+    assert failed.value.message == "The model is rate limited: Rate limit reached for requests"
+    server.script("unknown", {"error": 404, "body": "no such model"})
+    with pytest.raises(model.ModelError) as failed:
+        ask("unknown")
+    assert not failed.value.transient and failed.value.message.endswith("(404): no such model")
+    assert ask("and then").text == "You said: and then"  # the connection carried on after both
+
+
+def test_an_unreachable_model_is_a_transient_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(model.ModelError) as failed, upstream_http.post("http://127.0.0.1:9/v1", "k", "/x", {}, 1.0):
+        pass
+    assert failed.value.transient and failed.value.message == "The model could not be reached."
+
+
+def test_the_environment_s_proxy_carries_plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, str, Any]] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, self.headers["Authorization"], body))
+            raw = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    upstream_http._proxy.cache_clear()
+    try:
+        with upstream_http.post("http://model.invalid/v1", "key", "/chat/completions", {"n": 1}, 2.0) as answer:
+            assert json.loads(answer.read()) == {"ok": True}
+        assert seen == [("http://model.invalid/v1/chat/completions", "Bearer key", {"n": 1})]
+    finally:
+        proxy.shutdown()
+        upstream_http._proxy.cache_clear()

@@ -1,0 +1,174 @@
+"""The model server's HTTP: one POST per model turn, its answer read as it comes, on kept-alive connections.
+
+Why not the `openai` SDK (httpx) here: a streamed answer comes as one HTTP chunk per token, and httpx hands each
+chunk up through some fifteen layers of generators (h11's parser, httpcore's events, httpx's byte streams) —
+measured, more than half of a runs worker's CPU for a model call, more than all else a step does. The standard
+library's http.client reads a chunk with a buffered readline. What the SDK gave is kept: the base URL, bearer
+auth, one timeout for connecting and for each read, the environment's proxies, and the upstream's errors
+sorted as the SDK's were (worker/upstream_errors.py). Under gevent the sockets are cooperative.
+
+A server that closes a kept-alive connection without saying so (llama-server drops the next request sent on it)
+costs nothing: a request that got no answer on a reused connection is sent again at once on a new one."""
+
+import http.client
+import json
+import os
+import select
+import ssl
+import threading
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+from shared import metrics
+from worker import upstream_errors
+from worker.model_types import ModelError
+
+KEEPALIVE_SECONDS = 5.0  # a connection idle longer may have been closed by the server: not reused (as httpx)
+MAX_IDLE = 256  # idle connections kept per server
+MAX_ERROR_BODY = 1 << 20
+READ_BYTES = 1 << 16
+
+Origin = tuple[str, str, int]
+
+
+class _Pool:
+    """Idle connections per server, newest reused first."""
+
+    def __init__(self) -> None:
+        self._idle: dict[Origin, deque[tuple[http.client.HTTPConnection, float]]] = {}
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._idle.clear)  # a forked child must not share its parent's sockets
+
+    def take(self, origin: Origin, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to `origin`, and whether it was used before."""
+        while True:
+            with self._lock:
+                idle = self._idle.get(origin)
+                conn, since = idle.pop() if idle else (None, 0.0)
+            if conn is None:
+                return _connection(origin, timeout), False
+            if time.monotonic() - since < KEEPALIVE_SECONDS and not _closed_by_peer(conn):
+                assert conn.sock is not None  # checked by _closed_by_peer
+                conn.sock.settimeout(timeout)
+                return conn, True
+            conn.close()
+
+    def give(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
+        if conn.sock is None:  # closed (the server said Connection: close)
+            return
+        with self._lock:
+            idle = self._idle.setdefault(origin, deque())
+            if len(idle) < MAX_IDLE:
+                idle.append((conn, time.monotonic()))
+                return
+        conn.close()
+
+
+POOL = _Pool()
+
+
+def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+    """An idle connection with something to read has been closed by the server (or is out of step): not reusable."""
+    if conn.sock is None:
+        return True
+    try:
+        return bool(select.select([conn.sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+def _connection(origin: Origin, timeout: float) -> http.client.HTTPConnection:
+    scheme, host, port = origin
+    proxy = _proxy(scheme, host)
+    if scheme == "https":
+        if proxy is None:
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=_tls())
+        conn = http.client.HTTPSConnection(proxy.hostname or "", proxy.port or 80, timeout=timeout, context=_tls())
+        conn.set_tunnel(host, port)
+        return conn
+    if proxy is None:
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    return http.client.HTTPConnection(proxy.hostname or "", proxy.port or 80, timeout=timeout)
+
+
+@lru_cache
+def _tls() -> ssl.SSLContext:
+    return ssl.create_default_context()  # the system's CAs; SSL_CERT_FILE / SSL_CERT_DIR are honoured
+
+
+@lru_cache
+def _proxy(scheme: str, host: str) -> SplitResult | None:
+    """The proxy the environment names for `scheme` (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as httpx used them.
+    Read once per server: walking the environment on every call cost more than sending the request."""
+    url = urllib.request.getproxies().get(scheme)
+    if not url or urllib.request.proxy_bypass(host):
+        return None
+    return urlsplit(url if "://" in url else f"http://{url}")
+
+
+def _target(url: SplitResult, scheme: str, host: str) -> str:
+    """The request line's target: the path, or the whole URL for a plain-HTTP proxy."""
+    path = url.path + (f"?{url.query}" if url.query else "")
+    return url.geturl() if scheme == "http" and _proxy(scheme, host) is not None else path
+
+
+@contextmanager
+def post(base_url: str, api_key: str, path: str, body: dict[str, Any], timeout: float,
+         label: str = "") -> Iterator[http.client.HTTPResponse]:
+    """POST `body` as JSON to `base_url` + `path`; yields the 2xx response, its body unread. Fails with the
+    run's ModelError before an answer (unreachable, timed out, an error status); once the body is read, the
+    socket's own errors (TimeoutError, OSError, http.client.IncompleteRead) come through as they are.
+    The connection is kept for the next call if the body was read to its end."""
+    url = urlsplit(base_url.rstrip("/") + path)
+    scheme = url.scheme or "http"
+    host = url.hostname or ""
+    origin = (scheme, host, url.port or (443 if scheme == "https" else 80))
+    payload = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "Authorization": f"Bearer {api_key}", "User-Agent": "assistants-worker"}
+    target = _target(url, scheme, host)
+    for attempt in (1, 2):
+        conn, reused = POOL.take(origin, timeout)
+        try:
+            conn.request("POST", target, payload, headers)
+            response = conn.getresponse()
+        except (ConnectionError, http.client.BadStatusLine) as exc:
+            conn.close()
+            if reused and attempt == 1:  # the server had given this connection up: the request never reached it
+                metrics.MODEL_RESENDS.labels(label).inc()
+                continue
+            raise ModelError("server_error", "The model could not be reached.", transient=True) from exc
+        except TimeoutError as exc:
+            conn.close()
+            raise ModelError("server_error", "The model did not answer in time.", transient=True) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise ModelError("server_error", "The model could not be reached.", transient=True) from exc
+        break
+    try:
+        if not 200 <= response.status < 300:
+            raise upstream_errors.http_error(response.status, _error_body(response))
+        yield response
+    finally:
+        if response.isclosed():
+            POOL.give(origin, conn)
+        else:
+            conn.close()  # a body left unread: the connection cannot carry another request
+
+
+def _error_body(response: http.client.HTTPResponse) -> Any:
+    try:
+        raw = response.read(MAX_ERROR_BODY)
+    except (OSError, http.client.HTTPException):
+        return ""
+    text = raw.decode("utf-8", "replace").strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
