@@ -62,10 +62,16 @@ def configure(fmt: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task", "celery.worker"):
+    for name in ("uvicorn", "uvicorn.error", "celery", "celery.task", "celery.worker"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # Requests are logged by the API's own access log (ACCESS_LOG, with the route and duration). uvicorn logs them
+    # too whenever its access logger has a handler, --no-access-log or not: reaching the root's made every request
+    # logged twice.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers[:] = []
+    uvicorn_access.propagate = False
     # The HTTP client logs every request at INFO: a line per model call, saying less than the metrics do (kept
     # at DEBUG).
     for name in ("httpx", "httpx2"):

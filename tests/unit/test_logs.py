@@ -42,3 +42,17 @@ def test_json_lines_carry_bound_ids_and_extras() -> None:
     line = json.loads(stream.getvalue().strip().splitlines()[-1])
     assert line["level"] == "error" and "ValueError: boom" in str(line["exc"])
     logs.clear_ids()
+
+
+def test_uvicorn_does_not_log_requests_the_api_logs_itself() -> None:
+    """uvicorn writes its access line whenever `uvicorn.access` has a handler (--no-access-log only removes its
+    own): once configured it has none, while the API's own access log and uvicorn's errors reach the root's."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("json")
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
+        assert logging.getLogger("uvicorn.error").hasHandlers() and logging.getLogger("api.access").hasHandlers()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
