@@ -26,6 +26,7 @@ By default the server answers as OpenAI does. `ScriptedModel(quirks=…)` replay
 doing instead (see QUIRKS), so that the engine's handling of it is tested without that server.
 """
 
+import heapq
 import itertools
 import json
 import re
@@ -301,41 +302,97 @@ class ScriptedModel:
                     self.send_header("Keep-Alive", "timeout=5, max=100")
                 self.end_headers()
 
-                def write(data: bytes) -> None:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                    self.wfile.flush()
+                def frame(data: bytes) -> bytes:
+                    return b"%x\r\n%s\r\n" % (len(data), data)
 
                 pause = float(reply.get("chunk_delay", 0))
+                ttft = float(reply.get("ttft", 0))
                 stall_after, stall = reply.get("stall", (0, 0.0))
                 # Chunks go out on a schedule, not after fixed sleeps: a model keeps its token rate however busy
                 # the machine is (it runs elsewhere), while sleeps would add this process's own delays to each.
                 due = time.monotonic()
-
-                def wait_until_due() -> None:
-                    time.sleep(max(0.0, due - time.monotonic()))
-
-                try:
-                    for i, chunk in enumerate([] if reply.get("empty") else _chunks(body, reply, model.quirks)):
-                        if i == 1:  # after the role chunk: the model thinks before its first token
-                            due += float(reply.get("ttft", 0))
-                        if stall_after and i == stall_after + 1:  # mid-answer, the model stops to think again
-                            due += float(stall)
-                        wait_until_due()
-                        write(f"data: {json.dumps(chunk)}\n\n".encode())
-                        if i:
-                            due += pause
-                    wait_until_due()
-                except (BrokenPipeError, ConnectionResetError):
+                schedule: list[tuple[float, bytes]] = []
+                for i, chunk in enumerate([] if reply.get("empty") else _chunks(body, reply, model.quirks)):
+                    if i == 1:  # after the role chunk: the model thinks before its first token
+                        due += ttft
+                    if stall_after and i == stall_after + 1:  # mid-answer, the model stops to think again
+                        due += float(stall)
+                    schedule.append((due, frame(f"data: {json.dumps(chunk)}\n\n".encode())))
+                    if i:
+                        due += pause
+                schedule.append((due, frame(b"data: [DONE]\n\n") + b"0\r\n\r\n"))
+                paced = pause or ttft or stall
+                hung_up_at = (PACER.send if paced else _send_now)(self.connection, schedule)
+                if hung_up_at is not None:
                     with model.lock:  # the client hung up mid-answer (a real server stops generating then)
-                        model.aborted.append((_last_user_text(body.get("messages", [])), time.monotonic()))
+                        model.aborted.append((_last_user_text(body.get("messages", [])), hung_up_at))
                     self.close_connection = True
                     return
-                write(b"data: [DONE]\n\n")
-                self.wfile.write(b"0\r\n\r\n")
-                self.wfile.flush()
                 self.drop_next = drops_next
 
         return Handler
+
+
+def _send_now(sock: Any, pieces: list[tuple[float, bytes]]) -> float | None:
+    """Write the pieces; None, or when the client was found gone."""
+    try:
+        for _, data in pieces:
+            sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        return time.monotonic()
+    return None
+
+
+class _Stream:
+    def __init__(self, sock: Any, schedule: list[tuple[float, bytes]]) -> None:
+        self.sock, self.schedule, self.next = sock, schedule, 0
+        self.done = threading.Event()
+        self.hung_up_at: float | None = None
+
+
+class _Pacer:
+    """Writes every paced stream's chunks when they are due, from one thread.
+
+    Each stream sleeping in its own thread between tokens woke a hundred threads fifty times a second each at the
+    benchmark's load — a third of a core, in the process that also runs the benchmark's clients, for what a real
+    model server does on another machine."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Stream]] = []
+        self._cv = threading.Condition()
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def send(self, sock: Any, schedule: list[tuple[float, bytes]]) -> float | None:
+        """Write each piece at its time; returns when all are written: None, or when the client was found gone."""
+        stream = _Stream(sock, schedule)
+        with self._cv:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="model-pacer", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (schedule[0][0], next(self._order), stream))
+            self._cv.notify()
+        stream.done.wait()
+        return stream.hung_up_at
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._cv.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _, _, stream = heapq.heappop(self._heap)
+            now = time.monotonic()
+            due = [data for at, data in stream.schedule[stream.next:] if at <= now]
+            stream.next += len(due)
+            stream.hung_up_at = _send_now(stream.sock, [(now, b"".join(due))])
+            if stream.hung_up_at is not None or stream.next == len(stream.schedule):
+                stream.done.set()
+                continue
+            with self._cv:
+                heapq.heappush(self._heap, (stream.schedule[stream.next][0], next(self._order), stream))
+
+
+PACER = _Pacer()
 
 
 def _usage(body: dict[str, Any], reply: dict[str, Any]) -> dict[str, int]:
