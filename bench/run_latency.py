@@ -162,6 +162,9 @@ def main() -> None:
     parser.add_argument("--cluster", nargs="?", const="assistants", default=None, metavar="PROJECT",
                         help="measure make up's cluster (Compose project, default `assistants`)")
     parser.add_argument("--api-port", type=int, default=8000, help="the cluster's API port")
+    parser.add_argument("--api-host", default="127.0.0.1",
+                        help="the cluster's address: 127.0.0.1 goes through Docker's docker-proxy; the host's own "
+                             "address (hostname -I) is forwarded by the kernel, as remote clients are")
     parser.add_argument("--model-port", type=int, default=18080, help="where the model listens for the cluster")
     parser.add_argument("--runs-workers", type=int, default=os.cpu_count() or 1,
                         help="runs worker processes of the private stack (default: one per core)")
@@ -172,7 +175,7 @@ def main() -> None:
         target: Target
         state_dir = None
         if args.cluster:
-            target = ClusterTarget(args.cluster, args.api_port)
+            target = ClusterTarget(args.cluster, args.api_port, args.api_host)
         else:
             state_dir = Path(tmp) / "stack"
             target = LocalTarget(state_dir, model.base_url, {"RUNS_WORKERS": str(args.runs_workers)})
