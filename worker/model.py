@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from shared import backends, metrics
 from shared.config import get_settings
@@ -46,19 +45,19 @@ class _Body:
 
     WAITED = 0.001  # a read that took longer than this waited for the server: nothing more was buffered
 
-    def __init__(self, response: Any, pace: float, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, read: Callable[[], bytes], pace: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self._response, self._pace, self._clock, self._sleep = response, pace, clock, sleep
+        self._read, self._pace, self._clock, self._sleep = read, pace, clock, sleep
         self.flowing = False  # set by the reader once something was relayed
         self._since: float | None = None  # when it was first seen flowing
 
     def data(self) -> Iterator[str]:
-        read = self._response.read1
+        read = self._read
         buffered = b""
         ended = False
         while not ended:
             began = self._clock()
-            raw = read(upstream_http.READ_BYTES)  # what has come, or (waiting) the next piece; b"" at the end
+            raw = read()  # what has come, or (waiting) the next piece; b"" at the end
             waited = self._clock() - began > self.WAITED
             if not raw:  # the body's end; a last line may lack its newline
                 ended, lines = True, [buffered]
@@ -72,7 +71,7 @@ class _Body:
                     # Read the body to its end (nothing but its terminator is left), so that the connection goes
                     # back to the pool: a body left unread makes the client close the connection, and the next
                     # call pays a new TCP (and TLS) handshake.
-                    while read(upstream_http.READ_BYTES):
+                    while read():
                         pass
                     return
                 yield payload
@@ -104,7 +103,7 @@ def _once(r: backends.Route, prepared: upstream_request.Prepared, on_text: Calla
                 raise Stopped()
             relay(reader.completion(body))
         else:
-            stream = _Body(response, get_settings().stream_flush_seconds)
+            stream = _Body(upstream_http.body_reader(response), get_settings().stream_flush_seconds)
             for payload in stream.data():
                 if should_stop():
                     raise Stopped()

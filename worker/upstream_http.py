@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -33,6 +33,7 @@ KEEPALIVE_SECONDS = 5.0  # a connection idle longer may have been closed by the 
 MAX_IDLE = 256  # idle connections kept per server
 MAX_ERROR_BODY = 1 << 20
 READ_BYTES = 1 << 16
+MAX_LINE = 1 << 16  # a chunk-size or trailer line longer than this is not HTTP
 
 Origin = tuple[str, str, int]
 
@@ -172,3 +173,77 @@ def _error_body(response: http.client.HTTPResponse) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def body_reader(response: http.client.HTTPResponse) -> Callable[[], bytes]:
+    """`read()`: the body's next bytes — all that has come, waiting for some if nothing has — and b"" at its end.
+
+    A chunked body (every streamed answer of OpenAI, vLLM, Ollama) is de-chunked here, in bulk: http.client hands
+    out one chunk per call, i.e. one token, and its per-chunk calls cost more than the token's JSON decoding."""
+    if not response.chunked:
+        return lambda: response.read1(READ_BYTES)
+    chunks = Dechunker()
+    fp = response.fp
+
+    def read() -> bytes:
+        while not chunks.done:
+            raw = fp.read1(READ_BYTES)
+            if not raw:
+                raise http.client.IncompleteRead(b"")  # the connection closed mid-body
+            data = chunks.feed(raw)
+            if data:
+                return data
+        response.close()  # read to its end: the connection can carry the next request
+        return b""
+
+    return read
+
+
+class Dechunker:
+    """HTTP/1.1's chunked transfer coding taken off bytes as they come, however they are split (pure)."""
+
+    SIZE, DATA, DATA_END, TRAILER = range(4)
+
+    def __init__(self) -> None:
+        self.done = False
+        self._state = self.SIZE
+        self._left = 0  # bytes of the current chunk's data still to come
+        self._buf = b""
+
+    def feed(self, raw: bytes) -> bytes:
+        """The data in `raw` (and in what came before it unfinished), without the framing."""
+        buf = self._buf + raw if self._buf else raw
+        pos, out = 0, []
+        while not self.done:
+            if self._state == self.DATA:
+                end = min(len(buf), pos + self._left)
+                out.append(buf[pos:end])
+                self._left -= end - pos
+                pos = end
+                if self._left:
+                    break
+                self._state = self.DATA_END
+            elif self._state == self.DATA_END:
+                if len(buf) - pos < 2:
+                    break
+                if buf[pos:pos + 2] != b"\r\n":
+                    raise http.client.HTTPException("chunk data not followed by CRLF")
+                pos += 2
+                self._state = self.SIZE
+            else:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    if len(buf) - pos > MAX_LINE:
+                        raise http.client.HTTPException("chunk-size line too long")
+                    break
+                line, pos = buf[pos:nl].rstrip(b"\r"), nl + 1
+                if self._state == self.TRAILER:
+                    self.done = not line  # trailer fields end with an empty line
+                    continue
+                try:
+                    size = int(line.split(b";", 1)[0], 16)  # extensions (";name=value") are ignored
+                except ValueError:
+                    raise http.client.HTTPException(f"bad chunk-size line {line[:40]!r}") from None
+                self._state, self._left = (self.DATA, size) if size else (self.TRAILER, 0)
+        self._buf = buf[pos:]
+        return b"".join(out)

@@ -22,8 +22,8 @@ class Response:
     def __init__(self, clock: Clock, chunks: list[tuple[float, bytes]]) -> None:
         self.clock, self.chunks, self.read = clock, chunks, 0
 
-    def read1(self, size: int) -> bytes:
-        """As http.client's: what has come (waiting for the next piece if nothing has); b"" at the end."""
+    def read1(self) -> bytes:
+        """What has come (waiting for the next piece if nothing has); b"" at the end."""
         if self.read == len(self.chunks):
             return b""
         wait, raw = self.chunks[self.read]
@@ -34,7 +34,7 @@ class Response:
 
 def body(clock: Clock, chunks: list[tuple[float, bytes]], pace: float = 0.1) -> tuple[_Body, Response]:
     response = Response(clock, chunks)
-    return _Body(response, pace, clock=lambda: clock.now, sleep=clock.sleep), response
+    return _Body(response.read1, pace, clock=lambda: clock.now, sleep=clock.sleep), response
 
 
 def data(n: int) -> bytes:

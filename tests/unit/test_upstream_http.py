@@ -2,6 +2,7 @@
 share one kept-alive connection; LLM_TIMEOUT_SECONDS bounds a wait for the answer and each silence within it,
 not the answer's length; error statuses read as the SDK's did; the environment's proxy is used."""
 
+import http.client
 import json
 import threading
 import time
@@ -128,3 +129,26 @@ def test_the_environment_s_proxy_carries_plain_http(monkeypatch: pytest.MonkeyPa
     finally:
         proxy.shutdown()
         upstream_http._proxy.cache_clear()
+
+
+def test_chunked_bodies_are_read_whole_however_they_are_split() -> None:
+    """The de-chunking of streamed answers, fed every way a socket may cut them: one byte at a time, at random,
+    all at once; with chunk extensions and trailer fields; bad framing is an error, not garbage."""
+    import random
+
+    pieces = [b'data: {"n": 1}\n\n', b"x" * 300, b"\r\n", b"data: [DONE]\n\n"]
+    wire = b"".join(b"%x%s\r\n%s\r\n" % (len(p), b";ext=1" if i == 1 else b"", p) for i, p in enumerate(pieces))
+    wire += b"0\r\nX-Trailer: yes\r\n\r\n"
+    rng = random.Random(7)
+    splits = [[wire[i:i + 1] for i in range(len(wire))], [wire]]
+    for _ in range(50):
+        cuts = sorted(rng.sample(range(1, len(wire)), 6))
+        splits.append([wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)])
+    for split in splits:
+        chunks = upstream_http.Dechunker()
+        out = b"".join(chunks.feed(raw) for raw in split)
+        assert out == b"".join(pieces) and chunks.done
+    with pytest.raises(http.client.HTTPException):
+        upstream_http.Dechunker().feed(b"zz\r\n")
+    with pytest.raises(http.client.HTTPException):
+        upstream_http.Dechunker().feed(b"3\r\nabcXY")
