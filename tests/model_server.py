@@ -226,6 +226,10 @@ class ScriptedModel:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Each write goes out at once, as real servers send them (uvicorn, Go and llama-server set TCP_NODELAY):
+            # held back by Nagle until the client acknowledged the headers, on a kept-alive connection (where
+            # the kernel delays acknowledgements) an answer's first chunk waited up to 40 ms.
+            disable_nagle_algorithm = True
 
             drop_next = False
 
