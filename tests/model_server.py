@@ -342,7 +342,7 @@ def _send_now(sock: Any, pieces: list[tuple[float, bytes]]) -> float | None:
     try:
         for _, data in pieces:
             sock.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
+    except OSError:  # reset, broken pipe, closed: the client is gone
         return time.monotonic()
     return None
 
@@ -386,9 +386,12 @@ class _Pacer:
                     self._cv.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
                 _, _, stream = heapq.heappop(self._heap)
             now = time.monotonic()
-            due = [data for at, data in stream.schedule[stream.next:] if at <= now]
-            stream.next += len(due)
-            stream.hung_up_at = _send_now(stream.sock, [(now, b"".join(due))])
+            try:
+                due = [data for at, data in stream.schedule[stream.next:] if at <= now]
+                stream.next += len(due)
+                stream.hung_up_at = _send_now(stream.sock, [(now, b"".join(due))])
+            except Exception:  # never leave a stream waiting on a thread that died
+                stream.hung_up_at = now
             if stream.hung_up_at is not None or stream.next == len(stream.schedule):
                 stream.done.set()
                 continue

@@ -7,12 +7,16 @@ library's http.client reads a chunk with a buffered readline. What the SDK gave 
 auth, one timeout for connecting and for each read, the environment's proxies, and the upstream's errors
 sorted as the SDK's were (worker/upstream_errors.py). Under gevent the sockets are cooperative.
 
-A server that closes a kept-alive connection without saying so (llama-server drops the next request sent on it)
-costs nothing: a request that got no answer on a reused connection is sent again at once on a new one."""
+A server that gives a kept-alive connection up without saying so (llama-server drops the next request sent on it)
+costs no failed call: a request that got no answer on a reused connection is sent again at once, once, on a new
+connection. (Like the SDK's retry before it, that may repeat a request a server did take before dropping the
+connection: a model call, which is safe to repeat.)"""
 
+import base64
 import http.client
 import json
 import os
+import re
 import select
 import ssl
 import threading
@@ -23,7 +27,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from gevent.monkey import get_original
 
 from shared import metrics
 from worker import upstream_errors
@@ -34,6 +40,10 @@ MAX_IDLE = 256  # idle connections kept per server
 MAX_ERROR_BODY = 1 << 20
 READ_BYTES = 1 << 16
 MAX_LINE = 1 << 16  # a chunk-size or trailer line longer than this is not HTTP
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+# The unpatched poll: a zero-timeout look at an idle socket must neither switch greenlets (gevent's would) nor be
+# limited to descriptors below 1024 (select's is, and a gevent worker holds more).
+_poll = get_original("select", "poll")
 
 Origin = tuple[str, str, int]
 
@@ -51,7 +61,12 @@ class _Pool:
         while True:
             with self._lock:
                 idle = self._idle.get(origin)
+                expired = []
+                while idle and time.monotonic() - idle[0][1] >= KEEPALIVE_SECONDS:  # the oldest, unused a while
+                    expired.append(idle.popleft()[0])
                 conn, since = idle.pop() if idle else (None, 0.0)
+            for old in expired:
+                old.close()
             if conn is None:
                 return _connection(origin, timeout), False
             if time.monotonic() - since < KEEPALIVE_SECONDS and not _closed_by_peer(conn):
@@ -79,7 +94,9 @@ def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
     if conn.sock is None:
         return True
     try:
-        return bool(select.select([conn.sock], [], [], 0)[0])
+        watch = _poll()
+        watch.register(conn.sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(watch.poll(0))
     except (OSError, ValueError):
         return True
 
@@ -87,15 +104,25 @@ def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
 def _connection(origin: Origin, timeout: float) -> http.client.HTTPConnection:
     scheme, host, port = origin
     proxy = _proxy(scheme, host)
-    if scheme == "https":
-        if proxy is None:
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=_tls())
-        conn = http.client.HTTPSConnection(proxy.hostname or "", proxy.port or 80, timeout=timeout, context=_tls())
-        conn.set_tunnel(host, port)
-        return conn
     if proxy is None:
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=_tls())
         return http.client.HTTPConnection(host, port, timeout=timeout)
-    return http.client.HTTPConnection(proxy.hostname or "", proxy.port or 80, timeout=timeout)
+    # The proxy itself is spoken to in plain HTTP (the usual http:// proxy URL); HTTPS goes through its tunnel.
+    via = (proxy.hostname or "", proxy.port or 80)
+    if scheme == "https":
+        conn = http.client.HTTPSConnection(*via, timeout=timeout, context=_tls())
+        conn.set_tunnel(host, port, headers=_proxy_auth(proxy))
+        return conn
+    return http.client.HTTPConnection(*via, timeout=timeout)
+
+
+def _proxy_auth(proxy: SplitResult) -> dict[str, str]:
+    """Credentials in the proxy's URL (http://user:password@proxy:3128), as a Proxy-Authorization header."""
+    if proxy.username is None:
+        return {}
+    pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+    return {"Proxy-Authorization": f"Basic {base64.b64encode(pair).decode()}"}
 
 
 @lru_cache
@@ -107,7 +134,8 @@ def _tls() -> ssl.SSLContext:
 def _proxy(scheme: str, host: str) -> SplitResult | None:
     """The proxy the environment names for `scheme` (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as httpx used them.
     Read once per server: walking the environment on every call cost more than sending the request."""
-    url = urllib.request.getproxies().get(scheme)
+    proxies = urllib.request.getproxies()
+    url = proxies.get(scheme) or proxies.get("all")
     if not url or urllib.request.proxy_bypass(host):
         return None
     return urlsplit(url if "://" in url else f"http://{url}")
@@ -134,8 +162,10 @@ def post(base_url: str, api_key: str, path: str, body: dict[str, Any], timeout: 
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
                "Authorization": f"Bearer {api_key}", "User-Agent": "assistants-worker"}
     target = _target(url, scheme, host)
+    if scheme == "http" and (proxy := _proxy(scheme, host)) is not None:
+        headers.update(_proxy_auth(proxy))
     for attempt in (1, 2):
-        conn, reused = POOL.take(origin, timeout)
+        conn, reused = POOL.take(origin, timeout) if attempt == 1 else (_connection(origin, timeout), False)
         try:
             conn.request("POST", target, payload, headers)
             response = conn.getresponse()
@@ -159,8 +189,9 @@ def post(base_url: str, api_key: str, path: str, body: dict[str, Any], timeout: 
     finally:
         if response.isclosed():
             POOL.give(origin, conn)
-        else:
-            conn.close()  # a body left unread: the connection cannot carry another request
+        else:  # a body left unread (or out of step): the connection cannot carry another request
+            response.close()  # (it holds the socket itself when the server said Connection: close)
+            conn.close()
 
 
 def _error_body(response: http.client.HTTPResponse) -> Any:
@@ -181,7 +212,7 @@ def body_reader(response: http.client.HTTPResponse) -> Callable[[], bytes]:
     A chunked body (every streamed answer of OpenAI, vLLM, Ollama) is de-chunked here, in bulk: http.client hands
     out one chunk per call, i.e. one token, and its per-chunk calls cost more than the token's JSON decoding."""
     if not response.chunked:
-        return lambda: response.read1(READ_BYTES)
+        return _sized_reader(response)
     chunks = Dechunker()
     fp = response.fp
 
@@ -193,8 +224,26 @@ def body_reader(response: http.client.HTTPResponse) -> Callable[[], bytes]:
             data = chunks.feed(raw)
             if data:
                 return data
-        response.close()  # read to its end: the connection can carry the next request
-        return b""
+        if not chunks.leftover:
+            response.close()  # read to its end: the connection can carry the next request
+        return b""  # (anything after the end means it is out of step: left open, post() closes it)
+
+    return read
+
+
+def _sized_reader(response: http.client.HTTPResponse) -> Callable[[], bytes]:
+    """A body of known length (or one that lasts until the server closes the connection). http.client's read1
+    neither closes a response read to its length (so the connection would not be reused) nor tells a body cut
+    short from a finished one: both are done here."""
+
+    def read() -> bytes:
+        if response.length == 0:
+            response.close()
+            return b""
+        raw = response.read1(READ_BYTES)
+        if not raw and response.length:
+            raise http.client.IncompleteRead(b"", response.length)
+        return raw
 
     return read
 
@@ -240,10 +289,15 @@ class Dechunker:
                 if self._state == self.TRAILER:
                     self.done = not line  # trailer fields end with an empty line
                     continue
-                try:
-                    size = int(line.split(b";", 1)[0], 16)  # extensions (";name=value") are ignored
-                except ValueError:
-                    raise http.client.HTTPException(f"bad chunk-size line {line[:40]!r}") from None
+                digits = line.split(b";", 1)[0].strip()  # extensions (";name=value") are ignored
+                if not _HEX.fullmatch(digits):  # (int() would also take "-6", "+3", "0x3", "1_0")
+                    raise http.client.HTTPException(f"bad chunk-size line {line[:40]!r}")
+                size = int(digits, 16)
                 self._state, self._left = (self.DATA, size) if size else (self.TRAILER, 0)
         self._buf = buf[pos:]
         return b"".join(out)
+
+    @property
+    def leftover(self) -> bool:
+        """Bytes came after the body's end."""
+        return bool(self._buf)

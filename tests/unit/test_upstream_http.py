@@ -148,7 +148,40 @@ def test_chunked_bodies_are_read_whole_however_they_are_split() -> None:
         chunks = upstream_http.Dechunker()
         out = b"".join(chunks.feed(raw) for raw in split)
         assert out == b"".join(pieces) and chunks.done
-    with pytest.raises(http.client.HTTPException):
-        upstream_http.Dechunker().feed(b"zz\r\n")
+    for bad in (b"zz\r\n", b"1\r\nA\r\n-6\r\n", b"+3\r\nabc\r\n", b"0x3\r\nabc\r\n", b"1_0\r\n"):
+        with pytest.raises(http.client.HTTPException):
+            upstream_http.Dechunker().feed(bad)  # (a negative size once sent it back over the same line forever)
     with pytest.raises(http.client.HTTPException):
         upstream_http.Dechunker().feed(b"3\r\nabcXY")
+
+
+def test_a_body_of_known_length_cut_short_is_an_error_and_one_read_whole_keeps_its_connection() -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        for body, declared in ((b"data: whole\n\n", 13), (b"data: cut", 100)):
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (declared, body))
+            if declared != len(body):
+                conn.close()
+            else:
+                conn.recv(65536)  # the client's next request, on the same connection: unanswered, then closed
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    base = f"http://127.0.0.1:{port}/v1"
+    with upstream_http.post(base, "k", "/x", {}, 2.0) as answer:
+        read = upstream_http.body_reader(answer)
+        assert read() == b"data: whole\n\n" and read() == b""
+        assert answer.isclosed()  # read to its length: the connection goes back to the pool
+    # The pooled connection carries the next request; the server drops it, so it is sent again on a new one.
+    with upstream_http.post(base, "k", "/x", {}, 2.0) as answer:
+        read = upstream_http.body_reader(answer)
+        assert read() == b"data: cut"
+        with pytest.raises(http.client.IncompleteRead):
+            read()
+    listener.close()
