@@ -99,7 +99,7 @@ def test_an_unreachable_model_is_a_transient_failure(monkeypatch: pytest.MonkeyP
 
 
 def test_the_environment_s_proxy_carries_plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[str, str, Any]] = []
+    seen: list[tuple[str, str, str, Any]] = []
 
     class Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -109,7 +109,7 @@ def test_the_environment_s_proxy_carries_plain_http(monkeypatch: pytest.MonkeyPa
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append((self.path, self.headers["Authorization"], body))
+            seen.append((self.path, self.headers["Authorization"], self.headers["Proxy-Authorization"], body))
             raw = b'{"ok": true}'
             self.send_response(200)
             self.send_header("Content-Length", str(len(raw)))
@@ -118,14 +118,14 @@ def test_the_environment_s_proxy_carries_plain_http(monkeypatch: pytest.MonkeyPa
 
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://me:s%40cret@127.0.0.1:{proxy.server_address[1]}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     upstream_http._proxy.cache_clear()
     try:
         with upstream_http.post("http://model.invalid/v1", "key", "/chat/completions", {"n": 1}, 2.0) as answer:
             assert json.loads(answer.read()) == {"ok": True}
-        assert seen == [("http://model.invalid/v1/chat/completions", "Bearer key", {"n": 1})]
+        assert seen == [("http://model.invalid/v1/chat/completions", "Bearer key", "Basic bWU6c0BjcmV0", {"n": 1})]
     finally:
         proxy.shutdown()
         upstream_http._proxy.cache_clear()
