@@ -141,12 +141,6 @@ def _proxy(scheme: str, host: str) -> SplitResult | None:
     return urlsplit(url if "://" in url else f"http://{url}")
 
 
-def _target(url: SplitResult, scheme: str, host: str) -> str:
-    """The request line's target: the path, or the whole URL for a plain-HTTP proxy."""
-    path = url.path + (f"?{url.query}" if url.query else "")
-    return url.geturl() if scheme == "http" and _proxy(scheme, host) is not None else path
-
-
 @contextmanager
 def post(base_url: str, api_key: str, path: str, body: dict[str, Any], timeout: float,
          label: str = "") -> Iterator[http.client.HTTPResponse]:
@@ -161,26 +155,25 @@ def post(base_url: str, api_key: str, path: str, body: dict[str, Any], timeout: 
     payload = json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
                "Authorization": f"Bearer {api_key}", "User-Agent": "assistants-worker"}
-    target = _target(url, scheme, host)
-    if scheme == "http" and (proxy := _proxy(scheme, host)) is not None:
+    # Through a plain-HTTP proxy the request line names the whole URL, and the proxy's credentials ride along.
+    proxy = _proxy(scheme, host) if scheme == "http" else None
+    target = url.path + (f"?{url.query}" if url.query else "")
+    if proxy is not None:
+        target = url.geturl()
         headers.update(_proxy_auth(proxy))
     for attempt in (1, 2):
         conn, reused = POOL.take(origin, timeout) if attempt == 1 else (_connection(origin, timeout), False)
         try:
             conn.request("POST", target, payload, headers)
             response = conn.getresponse()
-        except (ConnectionError, http.client.BadStatusLine) as exc:
-            conn.close()
-            if reused and attempt == 1:  # the server had given this connection up: the request never reached it
-                metrics.MODEL_RESENDS.labels(label).inc()
-                continue
-            raise ModelError("server_error", "The model could not be reached.", transient=True) from exc
-        except TimeoutError as exc:
-            conn.close()
-            raise ModelError("server_error", "The model did not answer in time.", transient=True) from exc
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise ModelError("server_error", "The model could not be reached.", transient=True) from exc
+            dropped = isinstance(exc, ConnectionError | http.client.BadStatusLine)
+            if dropped and reused and attempt == 1:  # the server had given this connection up: send it again
+                metrics.MODEL_RESENDS.labels(label).inc()
+                continue
+            said = "did not answer in time" if isinstance(exc, TimeoutError) else "could not be reached"
+            raise ModelError("server_error", f"The model {said}.", transient=True) from exc
         break
     try:
         if not 200 <= response.status < 300:

@@ -53,22 +53,18 @@ def test_answers_share_one_kept_alive_connection(server: ScriptedModel) -> None:
     assert len(accepted) == 1
 
 
-def test_a_model_silent_past_the_timeout_mid_answer_is_a_transient_failure(server: ScriptedModel) -> None:
-    server.script("stall", {"text": "one two three four", "stall": [2, 1.5]})
-    began = time.monotonic()
-    with pytest.raises(model.ModelError) as failed:
-        ask("stall")
-    assert 0.5 <= time.monotonic() - began < 1.4
-    assert failed.value.transient and failed.value.message == "The model stopped answering mid-stream."
-
-
-def test_a_model_slower_to_answer_than_the_timeout_is_a_transient_failure(server: ScriptedModel) -> None:
-    server.script("slow", {"text": "late", "delay": 1.5})
+@pytest.mark.parametrize(("reply", "said"), [
+    ({"text": "one two three four", "stall": [2, 1.5]}, "The model stopped answering mid-stream."),
+    ({"text": "late", "delay": 1.5}, "The model did not answer in time."),
+], ids=["silent mid-answer", "slow to answer"])
+def test_a_model_silent_past_the_timeout_is_a_transient_failure(server: ScriptedModel, reply: dict[str, Any],
+                                                                said: str) -> None:
+    server.script("slow", reply)
     began = time.monotonic()
     with pytest.raises(model.ModelError) as failed:
         ask("slow")
     assert 0.5 <= time.monotonic() - began < 1.4
-    assert failed.value.transient and failed.value.message == "The model did not answer in time."
+    assert failed.value.transient and failed.value.message == said
 
 
 def test_an_answer_longer_than_the_timeout_is_not_cut(server: ScriptedModel) -> None:
