@@ -4,6 +4,8 @@ import json
 import os
 from pathlib import Path
 
+from tests.stack import child_pids
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -16,14 +18,9 @@ def _stat(pid: int) -> list[str] | None:
 
 def descendants(root: int) -> list[int]:
     """A process and every process below it."""
-    parents: dict[int, int] = {}
-    for p in Path("/proc").glob("[0-9]*"):
-        st = _stat(int(p.name))
-        if st:
-            parents[int(p.name)] = int(st[1])
     out, frontier = [root], [root]
     while frontier:
-        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
+        frontier = [child for pid in frontier for child in child_pids(pid)]
         out += frontier
     return out
 

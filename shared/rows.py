@@ -4,8 +4,10 @@ bookkeeping costs more than the statements there). Column knowledge stays in sha
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Table, insert, inspect
+from sqlalchemy import Table, insert, inspect
 from sqlmodel import SQLModel
+
+from shared.driver_sql import Prepared, prepare
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -21,7 +23,15 @@ def table(model: type[SQLModel]) -> Table:
 
 
 def from_row(model: type[M], row: Any) -> M:
-    data = row._mapping
+    return from_mapping(model, row._mapping)
+
+
+def from_values(model: type[M], names: list[str], values: Any) -> M:
+    """A row read on the driver (shared/driver_sql.py): column names and the tuple of values."""
+    return from_mapping(model, dict(zip(names, values, strict=True)))
+
+
+def from_mapping(model: type[M], data: Any) -> M:
     return model(**{attr: data[col] for attr, col in columns(model) if col in data})
 
 
@@ -35,5 +45,6 @@ def column_values(model: type[SQLModel], values: dict[str, Any]) -> dict[str, An
 
 
 @lru_cache
-def insert_stmt(model: type[SQLModel]) -> Insert:
-    return insert(table(model))
+def prepared_insert(model: type[SQLModel], columns: tuple[str, ...]) -> Prepared:
+    """INSERT of a row of `model` giving `columns` (as `to_row` names them), compiled for the driver."""
+    return prepare(insert(table(model)), column_keys=columns)

@@ -7,13 +7,15 @@ worker/server_tools.py's `decide`, unit-tested without a stack); doing it is `co
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import SQLModel
 
 from shared import dispatch, runflow
 from shared.dispatch import Task
+from shared.driver_sql import Prepared, prepare
 from shared.events import shared_client
 from shared.models import Run, RunStep
 from shared.rows import table as _table
@@ -31,6 +33,12 @@ class Outcome:
     next_task: Task = Task.ADVANCE  # who takes the run next, when the event enqueues
 
 
+@lru_cache
+def _update_step(columns: tuple[str, ...]) -> Prepared:
+    steps = _table(RunStep)
+    return prepare(update(steps).where(steps.c.id == bindparam("where_id")), column_keys=columns)
+
+
 def commit(run: Run, outcome: Outcome) -> runflow.Applied | None:
     """Do `outcome` if `run` is still at the step it was read at; None (nothing written) if it moved on."""
     with store.begin() as conn:
@@ -40,8 +48,7 @@ def commit(run: Run, outcome: Outcome) -> runflow.Applied | None:
             return None
         for row in outcome.inserts:
             store.add(conn, row)
-        steps = _table(RunStep)
         for step_id, values in outcome.step_updates.items():
-            conn.execute(update(steps).where(steps.c.id == step_id).values(**values))
+            _update_step(tuple(values)).execute(conn, {**values, "where_id": step_id})
     dispatch.after_commit(shared_client(), run.id, applied, outcome.before, outcome.next_task)
     return applied

@@ -1,20 +1,24 @@
-"""The engine's database access: SQLAlchemy Core statements, in short transactions.
+"""The engine's database access: statements written in SQLAlchemy Core, compiled once and run on the driver
+(shared/driver_sql.py), in short transactions.
 
 The ORM session's bookkeeping (identity map, unit of work, autoflush) cost more than the statements themselves
-on this hot path; Core keeps the column knowledge in shared/models.py and drops the rest. No connection is held
-between transactions: a step reads, releases, waits minutes for the model, then writes in one transaction.
+on this hot path, and so did Core's per-execution work; the column knowledge stays in shared/models.py. No
+connection is held between transactions: a step reads, releases, waits minutes for the model, then writes in one
+transaction.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlmodel import SQLModel
 
 from shared.db import sync_engine
+from shared.driver_sql import Prepared, names, prepare
 from shared.models import Message, Run, RunStep
-from shared.rows import from_row, insert_stmt, to_row
+from shared.rows import from_values, prepared_insert, to_row
 from shared.rows import table as _table
 
 # Thread messages are read newest first, a page at a time, until the prompt's budget is surely filled.
@@ -29,10 +33,17 @@ def begin() -> Iterator[Connection]:
         yield conn
 
 
+@lru_cache
+def _load_run(lock: bool) -> Prepared:
+    t = _table(Run)
+    stmt = select(t).where(t.c.id == bindparam("run_id"))
+    return prepare(stmt.with_for_update() if lock else stmt)
+
+
 def load_run(conn: Connection, run_id: str, *, lock: bool = False) -> Run | None:
-    stmt = select(_table(Run)).where(_table(Run).c.id == run_id)
-    row = conn.execute(stmt.with_for_update() if lock else stmt).first()
-    return from_row(Run, row) if row is not None else None
+    cur = _load_run(lock).execute(conn, {"run_id": run_id})
+    row = cur.fetchone()
+    return from_values(Run, names(cur), row) if row is not None else None
 
 
 def _least_tokens(content: list[dict[str, Any]]) -> int:
@@ -49,34 +60,50 @@ class Said(NamedTuple):
     content: list[dict[str, Any]]
 
 
+@lru_cache
+def _messages_page(paging: bool) -> Prepared:
+    """The newest messages of a thread (`paging`: before a `seq`), newest first."""
+    t = _table(Message)
+    stmt = select(t.c.seq, t.c.role, t.c.content).where(t.c.thread_id == bindparam("thread_id"))
+    if paging:
+        stmt = stmt.where(t.c.seq < bindparam("before"))
+    return prepare(stmt.order_by(t.c.seq.desc()).limit(bindparam("n")))
+
+
 def recent_messages(conn: Connection, thread_id: str, *, budget: int, last_n: int | None = None) -> list[Said]:
     """The thread's newest messages, oldest first: as many as a prompt of `budget` tokens could hold (or the
     last `last_n`). A run's cost stays flat however long the thread grows; prompt.build trims exactly."""
-    t = _table(Message)
     out: list[Said] = []
     tokens, before, page = 0, None, FIRST_PAGE
     while tokens < budget and (last_n is None or len(out) < last_n):
         want = page if last_n is None else min(page, last_n - len(out))
-        stmt = select(t.c.seq, t.c.role, t.c.content).where(t.c.thread_id == thread_id)
-        if before is not None:
-            stmt = stmt.where(t.c.seq < before)
-        rows = conn.execute(stmt.order_by(t.c.seq.desc()).limit(want)).all()
-        for r in rows:
-            out.append(Said(r.role, r.content))
-            tokens += _least_tokens(r.content)
+        rows = _messages_page(before is not None).execute(
+            conn, {"thread_id": thread_id, "before": before, "n": want} if before is not None else
+            {"thread_id": thread_id, "n": want}).fetchall()
+        for _, role, content in rows:
+            out.append(Said(role, content))
+            tokens += _least_tokens(content)
             if tokens >= budget:
                 break
         if len(rows) < want:
             break
-        before, page = rows[-1].seq, min(page * 2, MAX_PAGE)
+        before, page = rows[-1][0], min(page * 2, MAX_PAGE)
     out.reverse()
     return out
 
 
-def run_steps(conn: Connection, run_id: str) -> list[RunStep]:
+@lru_cache
+def _run_steps() -> Prepared:
     t = _table(RunStep)
-    return [from_row(RunStep, r) for r in conn.execute(select(t).where(t.c.run_id == run_id).order_by(t.c.seq))]
+    return prepare(select(t).where(t.c.run_id == bindparam("run_id")).order_by(t.c.seq))
+
+
+def run_steps(conn: Connection, run_id: str) -> list[RunStep]:
+    cur = _run_steps().execute(conn, {"run_id": run_id})
+    cols = names(cur)
+    return [from_values(RunStep, cols, r) for r in cur.fetchall()]
 
 
 def add(conn: Connection, obj: SQLModel) -> None:
-    conn.execute(insert_stmt(type(obj)), to_row(obj))
+    row = to_row(obj)
+    prepared_insert(type(obj), tuple(row)).execute(conn, row)

@@ -21,7 +21,7 @@ from shared import runflow
 from shared.db import async_engine
 from shared.ids import new_id, now
 from shared.models import ACTIVE_RUN_STATUSES, Run, RunStep, Thread
-from shared.rows import from_row, insert_stmt, to_row
+from shared.rows import from_row, prepared_insert, to_row
 from shared.rows import table as _table
 from shared.runflow import Applied
 from shared.runstate import Event, InvalidTransition, Status
@@ -146,7 +146,8 @@ async def create(session: AsyncSession, *, project_id: str, thread_id: str, body
             await thread_svc.add_message(session, thread=thread, body=message, version=version,
                                          param=f"additional_messages[{i}]")
     try:
-        await conn.execute(insert_stmt(Run), to_row(run))
+        row = to_row(run)
+        await prepared_insert(Run, tuple(row)).execute_async(conn, row)
     except IntegrityError as exc:  # the partial unique index: another replica's run won the race
         await session.rollback()
         raise _thread_busy(thread_id, None) from exc

@@ -15,7 +15,7 @@ from api.shapes import V1_ONLY, V2_ONLY, check_fields
 from shared import wire
 from shared.ids import new_id, now
 from shared.models import Message, Thread
-from shared.rows import insert_stmt, to_row
+from shared.rows import prepared_insert, to_row
 
 MAX_THREAD_MESSAGES = 32
 
@@ -110,7 +110,8 @@ async def add_message(session: AsyncSession, *, thread: Thread, body: MessageCre
 
 async def insert(session: AsyncSession, obj: SQLModel) -> None:
     """A plain INSERT on the session's transaction: these rows are written once and not touched again here."""
-    await (await session.connection()).execute(insert_stmt(type(obj)), to_row(obj))
+    row = to_row(obj)
+    await prepared_insert(type(obj), tuple(row)).execute_async(await session.connection(), row)
 
 
 def render(t: Thread, version: Version) -> dict[str, Any]:

@@ -19,13 +19,14 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from shared import wire
+from shared.driver_sql import prepare
 from shared.ids import new_id, now
 from shared.models import VectorStoreFile, VectorStoreFileBatch
 from shared.rows import from_row
 
 log = logging.getLogger("webhooks.outbox")
 
-_RECORD = text("""
+_RECORD = prepare(text("""
     WITH targets AS (
         SELECT id FROM webhook_endpoint
         WHERE project_id = :project_id AND status = 'enabled' AND (events IS NULL OR events ? :type)
@@ -39,7 +40,8 @@ _RECORD = text("""
     SELECT 'whd_' || substr(md5(event.id || ':' || targets.id), 1, 24), :project_id, targets.id, event.id,
            :created_at, 'pending', 0, :at, :at
     FROM event, targets
-    RETURNING id""")
+    RETURNING id"""))
+_LOCK = prepare(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"))
 
 
 def lock_key(event_id: str) -> str:
@@ -55,12 +57,12 @@ def payload(event_id: str, event_type: str, created_at: int, data: dict[str, Any
 def record(conn: Connection, *, project_id: str, event_type: str, data: dict[str, Any]) -> None:
     """Write the event and its deliveries in the caller's transaction (which must commit for them to count)."""
     event_id, created = new_id("event"), now()
-    ids = [r[0] for r in conn.execute(_RECORD, {
+    ids = [r[0] for r in _RECORD.execute(conn, {
         "project_id": project_id, "type": event_type, "event_id": event_id, "created_at": created,
-        "payload": payload(event_id, event_type, created, data), "at": time.time()})]
+        "payload": payload(event_id, event_type, created, data), "at": time.time()}).fetchall()]
     if not ids:
         return
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": lock_key(event_id)})
+    _LOCK.execute(conn, {"k": lock_key(event_id)})
     _nudge(ids, event_id)
 
 
