@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
+from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Dialect, exc
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
@@ -34,6 +35,7 @@ class Prepared:
     sql: str
     json_params: frozenset[str]  # parameters bound to JSON columns
     fixed: Mapping[str, Any]  # values written in the statement itself (`status == "in_progress"`)
+    named: bool = False  # rows as named tuples (`row.id`), not plain ones
 
     def _args(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return {**self.fixed, **{k: Jsonb(v) if k in self.json_params else v for k, v in params.items()}}
@@ -42,7 +44,8 @@ class Prepared:
         args = self._args(params)
         raw = conn.connection.driver_connection
         try:
-            return raw.execute(self.sql, args)  # type: ignore[union-attr, no-any-return]
+            cursor = raw.cursor(row_factory=namedtuple_row) if self.named else raw.cursor()  # type: ignore[union-attr]
+            return cursor.execute(self.sql, args)  # type: ignore[no-any-return]
         except psycopg.Error as err:
             gone = _gone(conn.dialect, err, raw)
             if gone:
@@ -53,7 +56,8 @@ class Prepared:
         args = self._args(params)
         raw = (await conn.get_raw_connection()).driver_connection
         try:
-            return await raw.execute(self.sql, args)  # type: ignore[union-attr, no-any-return]
+            cursor = raw.cursor(row_factory=namedtuple_row) if self.named else raw.cursor()  # type: ignore[union-attr]
+            return await cursor.execute(self.sql, args)  # type: ignore[no-any-return]
         except psycopg.Error as err:
             gone = _gone(conn.dialect, err, raw)
             if gone:
@@ -70,8 +74,9 @@ def _gone(dialect: Dialect, err: psycopg.Error, raw: Any) -> bool:
     return bool(dialect.is_disconnect(err, raw, None))  # type: ignore[arg-type]
 
 
-def prepare(stmt: ClauseElement, column_keys: Sequence[str] | None = None) -> Prepared:
-    """`stmt` (with `bindparam`s, or the columns of an INSERT/UPDATE named in `column_keys`) as driver SQL."""
+def prepare(stmt: ClauseElement, column_keys: Sequence[str] | None = None, *, named: bool = False) -> Prepared:
+    """`stmt` (with `bindparam`s, or the columns of an INSERT/UPDATE named in `column_keys`) as driver SQL;
+    `named`: its rows as named tuples."""
     compiled = cast(SQLCompiler, stmt.compile(dialect=_DIALECT,
                                               column_keys=list(column_keys) if column_keys is not None else None))
     if compiled.insert_prefetch or compiled.update_prefetch:  # Core would compute these before executing
@@ -80,7 +85,7 @@ def prepare(stmt: ClauseElement, column_keys: Sequence[str] | None = None) -> Pr
     json_params = frozenset(name for name, bind in binds.items() if isinstance(bind.type, sqltypes.JSON))
     fixed = {name: value for name, value in compiled.construct_params(_check=False).items()
              if name in binds and not binds[name].required}
-    return Prepared(str(compiled), json_params, fixed)
+    return Prepared(str(compiled), json_params, fixed, named)
 
 
 def names(cursor: "psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]") -> list[str]:

@@ -19,6 +19,7 @@ from api.services import threads as thread_svc
 from api.shapes import canonical_tools
 from shared import runflow
 from shared.db import async_engine
+from shared.driver_sql import prepare
 from shared.ids import new_id, now
 from shared.models import ACTIVE_RUN_STATUSES, Run, RunStep, Thread
 from shared.rows import from_row, prepared_insert, to_row
@@ -33,24 +34,25 @@ V2_ONLY_RUN_FIELDS = {"parallel_tool_calls"}
 # One round trip: the thread (scoped to the project), locked against concurrent writers, with its active run.
 # Run creation and user messages both take this lock, so the check and the write after it cannot interleave
 # with another replica's; the partial unique index on run(thread_id) stays the last word for runs.
-_LOCK_THREAD = text(
+_LOCK_THREAD = prepare(text(
     "SELECT r.id AS active_run, r.request_hash, r.created_at FROM thread t LEFT JOIN run r ON r.thread_id = t.id "
     f"AND r.status IN ({', '.join(repr(s) for s in ACTIVE_RUN_STATUSES)}) "
-    "WHERE t.id = :thread_id AND t.project_id = :project_id FOR UPDATE OF t")
+    "WHERE t.id = :thread_id AND t.project_id = :project_id FOR UPDATE OF t"), named=True)
 # A retry of the request that created the thread's active run gets that run, within this long.
 RETRY_WINDOW_SECONDS = 120
 
-_ASSISTANT = text(
+_ASSISTANT = prepare(text(
     "SELECT a.id, a.model, a.instructions, a.tools, a.temperature, a.top_p, a.response_format, "
     "COALESCE((SELECT array_agg(f.file_id ORDER BY f.seq) FROM assistant_file f WHERE f.assistant_id = a.id),"
-    " '{}') AS file_ids FROM assistant a WHERE a.id = :assistant_id AND a.project_id = :project_id")
+    " '{}') AS file_ids FROM assistant a WHERE a.id = :assistant_id AND a.project_id = :project_id"), named=True)
 
 
 async def lock_thread(session: AsyncSession, *, project_id: str, thread_id: str) -> Any:
     """Lock the thread row; returns its active run's (id, request_hash, created_at), all None if it has none.
     404 if no such thread."""
-    conn = await session.connection()
-    row = (await conn.execute(_LOCK_THREAD, {"thread_id": thread_id, "project_id": project_id})).first()
+    cursor = await _LOCK_THREAD.execute_async(await session.connection(), {"thread_id": thread_id,
+                                                                            "project_id": project_id})
+    row = await cursor.fetchone()
     if row is None:
         raise not_found("thread", thread_id)
     return row
@@ -114,8 +116,8 @@ async def create(session: AsyncSession, *, project_id: str, thread_id: str, body
         if made is not None:
             return made, True
     conn = await session.connection()
-    assistant = (await conn.execute(_ASSISTANT, {"assistant_id": body.assistant_id,
-                                                 "project_id": project_id})).first()
+    cursor = await _ASSISTANT.execute_async(conn, {"assistant_id": body.assistant_id, "project_id": project_id})
+    assistant = await cursor.fetchone()
     if assistant is None:
         raise not_found("assistant", body.assistant_id)
     if active.active_run is not None:
