@@ -119,9 +119,11 @@ class Settings(BaseSettings):
     file_search_wait_seconds: float = 60.0
 
     # Connection pools per process, sized well below a gevent worker's concurrency: a step holds a database
-    # connection only for its short reads and writes, never while the model answers.
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # connection only for its short reads and writes, never while the model answers. All kept, none overflow:
+    # an overflow connection is closed when given back, and under load bursts the 10 + 10 this was opened and
+    # closed ~4 connections a second (a Postgres backend started, its caches warmed, each time).
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
     db_pool_timeout_seconds: float = 30.0
     # Names this process's connections in pg_stat_activity (e.g. assistants-worker-runs), for operators.
     db_application_name: str = "assistants"
