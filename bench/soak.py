@@ -66,9 +66,10 @@ def soak(target: LocalTarget, minutes: float, clients: int) -> None:
     print(f"{'minute':>6} {'runs':>7} {'runs/s':>7} {'Redis MiB':>10} {'API MiB':>8} {'worker MiB':>11}")
     total = 0
     for minute in range(1, int(minutes) + 1):
-        latencies, _ = measure_lean(target.base_url, target.api_key, assistant, clients, 60)
-        total += len(latencies)
-        print(f"{minute:>6} {total:>7} {len(latencies) / 60:>7.1f} {target.redis_memory() / 2**20:>10.1f} "
+        runs = measure_lean(target.base_url, target.api_key, assistant, clients, time.monotonic() + 60)
+        done = sum(1 for _, _, ok in runs if ok)
+        total += done
+        print(f"{minute:>6} {total:>7} {done / 60:>7.1f} {target.redis_memory() / 2**20:>10.1f} "
               f"{rss(target.stack.pid('api')) / 2**20:>8.0f} {target.runs_worker_rss() / 2**20:>11.0f}",
               flush=True)
 

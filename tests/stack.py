@@ -18,16 +18,29 @@ STACK_PYTHON = os.environ.get("STACK_PYTHON", sys.executable)
 def child_pids(pid: int) -> list[int]:
     """A process's children, from the kernel's per-thread lists. Not a scan of every process in /proc: the
     benchmark samples memory every second, and those scans cost it ~3% of the machine it measures."""
-    out: list[int] = []
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
-        return out  # gone
+        return []  # gone
+    if tasks and not (tasks[0] / "children").exists():
+        return _scan_for_children(pid)  # a kernel built without CONFIG_PROC_CHILDREN
+    out: list[int] = []
     for task in tasks:
         try:
             out += [int(c) for c in (task / "children").read_text().split()]
         except OSError:
             continue  # the thread ended meanwhile
+    return out
+
+
+def _scan_for_children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
     return out
 
 

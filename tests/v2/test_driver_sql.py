@@ -88,6 +88,33 @@ def test_a_connection_found_dead_leaves_the_pool(engine: Engine, thread: Thread)
         assert store.recent_messages(conn, thread.id, budget=1000) == []
 
 
+def test_a_dead_connection_retires_the_pool_opened_before_it(stack: Stack) -> None:
+    """Postgres restarted: every pooled connection is dead, and there is no pre-ping to find them one by one.
+    The first statement to meet one must retire them all, as Core does, or each would fail a step in turn."""
+    engine = create_engine(stack.env["DATABASE_URL"], pool_size=2, max_overflow=0)
+    try:
+        with engine.connect() as first, engine.connect() as second:
+            pids = [c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in (first, second)]
+        with create_engine(engine.url).connect() as other:
+            for pid in pids:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            other.commit()
+        with pytest.raises(exc.OperationalError), engine.begin() as conn:
+            store.load_run(conn, "run_nonexistent")
+        with engine.begin() as conn:  # the other pooled connection was dead too: it must not be handed out
+            assert store.load_run(conn, "run_nonexistent") is None
+    finally:
+        engine.dispose()
+
+
+def test_a_block_without_begin_commits_what_ran_on_the_driver(engine: Engine, thread: Thread) -> None:
+    m = _message(thread, [])
+    with engine.connect() as conn:
+        store.add(conn, m)  # the first statement of the block: it must open the transaction commit() ends
+        conn.commit()
+    assert _stored(engine, m.id)["role"] == "user"
+
+
 def test_the_async_path_too(stack: Stack, thread: Thread) -> None:
     async def check() -> None:
         e = create_async_engine(stack.env["DATABASE_URL"], pool_size=1, max_overflow=0)
