@@ -9,11 +9,13 @@ from worker import (
     observability,  # noqa: F401  (logging, metrics: before anything imports prometheus_client)
 )
 from worker.queues import Queue
+from worker.task_events import BufferedTaskEvents
 
 settings = get_settings()
 
 app = Celery("assistants", broker=settings.redis_url, backend=None, include=["worker.tasks", "worker.webhook_tasks"])
 broker.install()  # acks from hundreds of greenlets wait for a connection rather than fail
+app.steps["consumer"].add(BufferedTaskEvents)  # a gevent worker's task events in batches, as prefork sends them
 app.conf.update(
     task_queues=[KombuQueue(q.value) for q in Queue],  # type: ignore[no-untyped-call]
     task_default_queue=Queue.RUNS.value,

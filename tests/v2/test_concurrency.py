@@ -94,3 +94,37 @@ def test_open_streams_share_one_redis_reader(stack: Stack, client: openai.OpenAI
         w.join()
     assert len(done) == n and all(b"event: thread.run.completed" in body for body in done)
     assert max(during) == 1, during  # one API process: one blocked read for its 40 open streams
+
+
+def test_the_runs_workers_task_events_go_out_in_batches(stack: Stack, client: openai.OpenAI) -> None:
+    """Flower follows tasks through their events. The gevent runs worker sends a task's three (received, started,
+    succeeded) buffered into batches, as a prefork worker does, rather than a Redis message each."""
+    from celery import Celery
+
+    app = Celery(broker=stack.env["REDIS_URL"])
+    bodies: list[object] = []
+    with app.connection_for_read() as conn:
+        receiver = app.events.Receiver(conn, handlers={"*": lambda event: None})
+        listen = receiver._receive
+
+        def keep(body: object, message: object) -> None:  # the message as it came: one event, or a batch
+            bodies.append(body)
+            listen(body, message)
+
+        receiver._receive = keep  # type: ignore[method-assign]
+        listener = threading.Thread(target=receiver.capture, kwargs={"limit": None, "timeout": None}, daemon=True)
+        listener.start()
+        time.sleep(1.0)  # subscribed
+        assistant = client.beta.assistants.create(model="gpt-4o")
+        run = client.beta.threads.create_and_run_poll(assistant_id=assistant.id, poll_interval_ms=100, thread={
+            "messages": [{"role": "user", "content": "hello"}]})
+        assert run.status == "completed"
+        deadline, kinds = time.monotonic() + 10, set()
+        while time.monotonic() < deadline and kinds != {"task-received", "task-started", "task-succeeded"}:
+            time.sleep(0.2)
+            batched = [e for b in list(bodies) if isinstance(b, list) for e in b]
+            ours = {e["uuid"] for e in batched if e.get("type") == "task-received" and run.id in e.get("args", "")}
+            kinds = {e["type"] for e in batched if e.get("uuid") in ours}
+        receiver.should_stop = True
+        listener.join(timeout=10)
+    assert kinds == {"task-received", "task-started", "task-succeeded"}, bodies[-5:]
